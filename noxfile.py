@@ -1,0 +1,60 @@
+"""Every check of the template, one session each; `nox` runs the default set.
+
+Sessions install with uv into their own virtualenvs; generated projects share uv's cache.
+"""
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "render", "generated", "docs"]
+nox.options.error_on_external_run = True
+
+PYTHON = "3.11"
+# Never fetch a Python build: use the interpreters this machine has.
+ENV = {"UV_PYTHON_DOWNLOADS": "never"}
+# pytest exits 5 when it collects no test; the run still reports it, and CI flags it.
+PYTEST_OK = [0, 5]
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    """Install dependency groups from pyproject.toml into the session."""
+    for group in groups:
+        session.install("--group", group)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Lint, format-check and type-check the template's own code."""
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def render(session: nox.Session) -> None:
+    """Render every answer set and check the files: layout, lint, types, refused answers."""
+    install(session, "test")
+    session.run("pytest", "-m", "not generated", *session.posargs, env=ENV, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHON)
+def generated(session: nox.Session) -> None:
+    """Install generated projects, run their own suites and serve them on a real PostgreSQL."""
+    install(session, "test")
+    session.run("pytest", "-m", "generated", *session.posargs, env=ENV, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation strictly: a broken link or missing page fails."""
+    install(session, "docs")
+    site = session.create_tmp() + "/site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python=False)
+def check(session: nox.Session) -> None:
+    """Run every default session in turn."""
+    for name in nox.options.sessions or []:
+        session.notify(name)

@@ -1,0 +1,1 @@
+"""HTTP: dependencies, routers, schemas, error handlers and health checks."""

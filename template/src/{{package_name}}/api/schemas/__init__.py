@@ -1,0 +1,1 @@
+"""Request and response bodies: `XCreate`, `XUpdate` and `XPublic` for each resource."""

@@ -1,0 +1,1 @@
+"""Settings and cross-cutting concerns; imports nothing from `api` or `db`."""

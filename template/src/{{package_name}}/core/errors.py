@@ -1,0 +1,19 @@
+"""Errors the application raises on purpose; `api.errors` maps each to an HTTP status.
+
+AppError
+└── NotFoundError: a row the request names does not exist (404)
+"""
+
+
+class AppError(Exception):
+    """Base of the errors the service raises deliberately."""
+
+
+class NotFoundError(AppError):
+    """A row the request names does not exist."""
+
+    def __init__(self, resource: str, key: object) -> None:
+        """Name the missing row, e.g. `NotFoundError("user", 42)`."""
+        super().__init__(f"There is no {resource} with id {key}.")
+        self.resource = resource
+        self.key = key

@@ -1,0 +1,81 @@
+"""Fixtures shared by the template's tests: a clean snapshot of the template, rendered projects.
+
+Renders come from a temporary git repository holding the working tree as one commit, so the
+tests see uncommitted changes yet copier never meets a dirty repository (which would record a
+commit id that later breaks `copier update`). Each answer set is rendered and installed once per
+session, and the generated projects share uv's package cache.
+"""
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from copier import run_copy
+
+from tests.answers import ANSWER_SETS
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIPPED_FOLDERS = {".git", ".nox", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "site"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git quietly in `cwd`, as an anonymous committer; return its output."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Keel tests",
+        "GIT_AUTHOR_EMAIL": "tests@keel.invalid",
+        "GIT_COMMITTER_NAME": "Keel tests",
+        "GIT_COMMITTER_EMAIL": "tests@keel.invalid",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def snapshot_template(destination: Path) -> Path:
+    """Copy the working tree (without caches and virtualenvs) into a new one-commit repository."""
+    shutil.copytree(
+        ROOT, destination, ignore=lambda _folder, names: SKIPPED_FOLDERS.intersection(names)
+    )
+    git(destination, "init", "--quiet", "--initial-branch", "main")
+    git(destination, "add", "--all")
+    git(destination, "commit", "--quiet", "--message", "Template snapshot")
+    return destination
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean git snapshot of the template as it is on disk now."""
+    return snapshot_template(tmp_path_factory.mktemp("template") / "keel")
+
+
+def render(template: Path, destination: Path, answers: dict[str, object]) -> Path:
+    """Render the template with these answers, the way a user's `copier copy --defaults` does."""
+    run_copy(
+        str(template),
+        destination,
+        data=answers,
+        defaults=True,
+        unsafe=False,  # the default path must not need --trust
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+    return destination
+
+
+@pytest.fixture(scope="session")
+def rendered(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Render an answer set by name, once per session."""
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            destination = tmp_path_factory.mktemp(f"rendered-{name}") / "project"
+            cache[name] = render(template, destination, ANSWER_SETS[name])
+        return cache[name]
+
+    return get

@@ -1,0 +1,125 @@
+"""A generated service's command run as a real process, and plain HTTP calls to it."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def call(method: str, url: str, body: object = None) -> tuple[int, Any, Mapping[str, str]]:
+    """Send one request; return the status, the decoded JSON body (or None) and the headers."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http only
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            raw, status, headers = response.read(), response.status, response.headers
+    except urllib.error.HTTPError as error:
+        raw, status, headers = error.read(), error.code, error.headers
+    return status, json.loads(raw) if raw else None, dict(headers)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the service exited with {process.returncode}")
+        try:
+            if call("GET", url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer 200 within {timeout} s")
+
+
+@contextmanager
+def running(
+    command: list[str], *, cwd: Path, env: Mapping[str, str], ready_url: str, log: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """Run a service until the block ends, then stop it with SIGINT or SIGTERM as a user would."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            wait_until_ready(ready_url, process)
+            yield process
+        except BaseException as error:
+            raise AssertionError(f"{error}\n--- service log ---\n{log.read_text()}") from error
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def stop(process: subprocess.Popen[str], sig: signal.Signals, timeout: float = 30) -> bool:
+    """Send `sig`; return whether the process then exited cleanly within the timeout.
+
+    uvicorn shuts down gracefully, then re-raises the signal it caught, so the exit status of a
+    clean stop is 0 or "killed by `sig`".
+    """
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=timeout) in (0, -sig)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"the service did not exit within {timeout} s of {sig.name}") from None
+
+
+def leftovers(process: subprocess.Popen[str], timeout: float = 5) -> list[str]:
+    """Live (non-zombie) processes still in the service's process group after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            cmdline
+            for cmdline, group, state in _processes()
+            if group == process.pid and state != "Z"
+        ]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live (non-zombie) processes that contain `text`."""
+    return [cmdline for cmdline, _, state in _processes() if text in cmdline and state != "Z"]
+
+
+def _processes() -> list[tuple[str, int, str]]:
+    """(command line, process group, state) of every process, from Linux's /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        found.append((cmdline, int(fields[2]), fields[0]))
+    return found

@@ -1,0 +1,130 @@
+"""Generated projects installed as a user would: their own suites pass, their service serves.
+
+Each runs against a real PostgreSQL: the embedded server the project starts itself, or one this
+test starts and hands over through TEST_DATABASE_URL / DATABASE_URL.
+"""
+
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.local_postgres import load
+from tests.service import call, free_port, leftovers, processes_mentioning, running, stop
+from tests.tools import clean_environment, run, uv_sync
+
+pytestmark = pytest.mark.generated
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for this module's tests."""
+    with load().LocalPostgres() as server:
+        yield server
+
+
+def package_of(project: Path) -> str:
+    """The package (and command) name recorded in the answers file."""
+    name: str = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    return name
+
+
+def run_suite(project: Path, **environment: str) -> str:
+    """Run the generated project's own test suite; return its summary."""
+    bin_dir = uv_sync(project)
+    result = run(
+        bin_dir / "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=project,
+        env=clean_environment(**environment),
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary, summary
+    assert "skipped" not in summary, summary
+    assert "failed" not in summary, summary
+    return summary
+
+
+def test_generated_suite_passes_on_its_own_postgres(rendered: Callable[[str], Path]) -> None:
+    summary = run_suite(rendered("defaults"))
+
+    assert int(summary.split()[0]) >= 30
+
+
+def test_generated_suite_passes_on_a_given_url(
+    rendered: Callable[[str], Path], postgres: Any
+) -> None:
+    run_suite(rendered("unusual"), TEST_DATABASE_URL=postgres.url)
+
+    databases = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'test_%'")
+    assert databases == "", "the suite left databases behind"
+
+
+def test_generated_service_migrates_and_serves_crud_over_http(
+    rendered: Callable[[str], Path], postgres: Any, tmp_path: Path
+) -> None:
+    project = rendered("defaults")
+    command = str(uv_sync(project) / package_of(project))
+    url = postgres.create_database("crud")
+    port = free_port()
+    env = clean_environment(DATABASE_URL=url, PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    run(command, "migrate", cwd=project, env=env)
+    with running(
+        [command, "serve"],
+        cwd=project,
+        env=env,
+        ready_url=f"{base}/health/ready",
+        log=tmp_path / "serve.log",
+    ) as process:
+        status, user, headers = call(
+            "POST", f"{base}/api/v1/users", {"email": "ada@example.com", "full_name": "Ada"}
+        )
+        assert status == 201
+        assert headers["location"] == f"/api/v1/users/{user['id']}"
+        assert call("GET", f"{base}{headers['location']}")[1] == user
+        assert call("GET", f"{base}/api/v1/users")[1] == [user]
+        status, updated, _ = call("PATCH", f"{base}/api/v1/users/{user['id']}", {"full_name": "A"})
+        assert (status, updated["full_name"]) == (200, "A")
+        assert call("DELETE", f"{base}/api/v1/users/{user['id']}")[0] == 204
+        assert call("GET", f"{base}/api/v1/users/{user['id']}")[0] == 404
+
+        assert stop(process, signal.SIGTERM)
+        assert not leftovers(process)
+
+    assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
+    assert postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'crud'") == "0"
+
+
+def test_generated_dev_runs_on_its_own_postgres_and_stops_it(
+    rendered: Callable[[str], Path], tmp_path: Path
+) -> None:
+    project = rendered("unusual")
+    command = str(uv_sync(project) / package_of(project))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    before = set(processes_mentioning("postgres -D"))
+    with running(
+        [command, "dev"],
+        cwd=project,
+        env=clean_environment(PORT=str(port)),
+        ready_url=f"{base}/health/ready",
+        log=tmp_path / "dev.log",
+    ) as process:
+        assert call("GET", f"{base}/api/v1/users")[0] == 404  # no example API in this project
+        started = set(processes_mentioning("postgres -D")) - before
+        assert stop(process, signal.SIGINT)
+        assert not leftovers(process)
+
+    assert len(started) == 1, started
+    assert "Local PostgreSQL: DATABASE_URL=postgresql://" in (tmp_path / "dev.log").read_text()
+    assert not started & set(processes_mentioning("postgres -D")), "dev left PostgreSQL running"

@@ -1,0 +1,117 @@
+"""Every answer set renders a tidy, lint-clean, type-clean project with only the files it needs."""
+
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.answers import ANSWER_SETS
+from tests.tools import run, uv_sync
+
+pytestmark = pytest.mark.render
+
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
+EXAMPLE_FILES = (
+    "api/v1/users.py",
+    "api/v1/posts.py",
+    "api/schemas/users.py",
+    "api/schemas/posts.py",
+    "api/schemas/partial.py",
+    "api/pagination.py",
+    "db/models/user.py",
+    "db/models/post.py",
+)
+
+
+def package_of(project: Path) -> str:
+    """The package name recorded in the project's answers file."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    name: str = answers["package_name"]
+    return name
+
+
+def text_files(project: Path) -> list[Path]:
+    """The project's own text files, without virtualenvs and caches."""
+    return [
+        path
+        for path in project.rglob("*")
+        if path.is_file()
+        and path.suffix in TEXT_SUFFIXES
+        and not {".venv", ".git", ".mypy_cache", ".ruff_cache"}.intersection(path.parts)
+    ]
+
+
+@pytest.fixture(params=ANSWER_SETS, ids=str)
+def project(request: pytest.FixtureRequest, rendered: Callable[[str], Path]) -> Path:
+    """A rendered project for each answer set."""
+    return rendered(request.param)
+
+
+def test_render_has_the_layered_layout(project: Path) -> None:
+    package = project / "src" / package_of(project)
+    expected = [
+        "pyproject.toml",
+        "alembic.ini",
+        "README.md",
+        ".gitignore",
+        ".env.example",
+        ".copier-answers.yml",
+        "tests/conftest.py",
+    ]
+    for relative in expected:
+        assert (project / relative).is_file(), relative
+    for relative in ("main.py", "cli.py", "api/deps.py", "api/health.py", "api/errors.py"):
+        assert (package / relative).is_file(), relative
+    for relative in ("core/settings.py", "db/base.py", "db/database.py", "migrations/env.py"):
+        assert (package / relative).is_file(), relative
+
+
+def test_render_includes_the_example_only_when_asked(project: Path) -> None:
+    package = project / "src" / package_of(project)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    wanted = answers["include_example_api"]
+
+    for relative in EXAMPLE_FILES:
+        assert (package / relative).is_file() == wanted, relative
+    assert any((package / "migrations" / "versions").glob("*.py")) == wanted
+    assert (project / "tests" / "api" / "v1").exists() == wanted
+    assert ("import User" in (package / "db" / "models" / "__init__.py").read_text()) == wanted
+    assert ("email-validator" in (project / "pyproject.toml").read_text()) == wanted
+
+
+def test_render_leaves_no_template_syntax_or_debris(project: Path) -> None:
+    assert not list(project.rglob("*.jinja"))
+    for path in text_files(project):
+        text = path.read_text()
+        if not text:  # an empty placeholder such as .gitkeep
+            continue
+        if path.suffix != ".mako":
+            assert not re.search(r"\{\{|\{%|%\}|\{#", text), path
+        assert text.endswith("\n"), f"{path}: no final newline"
+        assert not text.endswith("\n\n"), f"{path}: blank lines at the end"
+        assert "\n\n\n\n" not in text, f"{path}: a run of blank lines"
+        assert not re.search(r"[ \t]+$", text, re.MULTILINE), f"{path}: trailing whitespace"
+
+
+def test_render_config_files_parse(project: Path) -> None:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+    assert pyproject["project"]["name"] == answers["project_slug"]
+    assert pyproject["project"]["requires-python"] == f">={answers['python_version']}"
+    assert answers["package_name"] in pyproject["project"]["scripts"]
+
+
+def test_render_is_lint_clean_and_formatted(project: Path) -> None:
+    run("ruff", "check", "--no-cache", ".", cwd=project)
+    run("ruff", "format", "--no-cache", "--check", ".", cwd=project)
+
+
+def test_render_type_checks(project: Path, rendered: Callable[[str], Path]) -> None:
+    # The defaults' virtualenv has every dependency; mypy checks each project as for its own
+    # Python version, so a version this machine lacks is still checked.
+    tools = uv_sync(rendered("defaults"))
+    run(tools / "mypy", "--python-executable", tools / "python", cwd=project)

@@ -1,0 +1,59 @@
+"""Run the tools a user runs (uv, ruff, the generated project's own commands) as subprocesses."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from uv import find_uv_bin
+
+UV = find_uv_bin()
+
+# What a user's shell would not have set, and what must not leak into a generated project.
+# (nox points UV_PROJECT_ENVIRONMENT at its own virtualenv, which `uv sync` would then replace.)
+_FOREIGN_VARIABLES = (
+    "VIRTUAL_ENV",
+    "UV_PROJECT_ENVIRONMENT",
+    "UV_PYTHON",
+    "DATABASE_URL",
+    "DATABASE_READ_URL",
+    "TEST_DATABASE_URL",
+)
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess: no virtualenv or database variables leak in."""
+    environment = {k: v for k, v in os.environ.items() if k not in _FOREIGN_VARIABLES}
+    environment["UV_PYTHON_DOWNLOADS"] = "never"  # never fetch a Python build
+    return {**environment, **extra}
+
+
+def run(
+    *command: str | Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; fail the test with its output if it fails."""
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=dict(env) if env is not None else clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, command))} exited {result.returncode} in {cwd}\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+        )
+    return result
+
+
+def uv_sync(project: Path) -> Path:
+    """Install a generated project (runtime and dev groups) into its own .venv; return its bin."""
+    run(UV, "sync", "--quiet", "--python", sys.executable, cwd=project)
+    return project / ".venv" / "bin"
