@@ -5,6 +5,7 @@ test starts and hands over through TEST_DATABASE_URL / DATABASE_URL.
 """
 
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,10 @@ def test_generated_service_migrates_and_serves_crud_over_http(
 ) -> None:
     project = rendered("defaults")
     command = str(uv_sync(project) / package_of(project))
-    url = postgres.create_database("crud")
+    # The server trusts local connections, so the password is ignored: it is there to be hidden.
+    url = postgres.create_database("crud").replace("postgres@", "postgres:hunter2-secret@")
     port = free_port()
-    env = clean_environment(DATABASE_URL=url, PORT=str(port))
+    env = clean_environment(DATABASE_URL=url, PORT=str(port), DATABASE_ECHO="true")
     base = f"http://127.0.0.1:{port}"
 
     run(command, "migrate", cwd=project, env=env)
@@ -100,7 +102,10 @@ def test_generated_service_migrates_and_serves_crud_over_http(
         assert stop(process, signal.SIGTERM)
         assert not leftovers(process)
 
-    assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
+    log = (tmp_path / "serve.log").read_text()
+    assert "Application shutdown complete" in log
+    assert "INSERT INTO users" in log  # DATABASE_ECHO logs statements...
+    assert "hunter2-secret" not in log  # ...but never the password
     assert postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'crud'") == "0"
 
 
@@ -128,3 +133,26 @@ def test_generated_dev_runs_on_its_own_postgres_and_stops_it(
     assert len(started) == 1, started
     assert "Local PostgreSQL: DATABASE_URL=postgresql://" in (tmp_path / "dev.log").read_text()
     assert not started & set(processes_mentioning("postgres -D")), "dev left PostgreSQL running"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (None, "DATABASE_URL: Field required"),
+        ("mysql://app@db/app", "DATABASE_URL: Value error, expected a postgresql:// URL"),
+    ],
+)
+def test_generated_serve_refuses_bad_settings_in_one_line(
+    rendered: Callable[[str], Path], url: str | None, message: str
+) -> None:
+    project = rendered("defaults")
+    command = uv_sync(project) / package_of(project)
+    env = clean_environment(**({"DATABASE_URL": url} if url else {}))
+
+    result = subprocess.run(
+        [command, "serve"], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
