@@ -16,6 +16,7 @@ import pytest
 from copier import run_copy
 
 from tests.answers import ANSWER_SETS
+from tests.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_FOLDERS = {".git", ".nox", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "site"}
@@ -67,6 +68,19 @@ def render(template: Path, destination: Path, answers: dict[str, object]) -> Pat
     return destination
 
 
+@pytest.fixture
+def fresh_project(
+    template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """Render an answer set into a new folder of its own, for a test that edits it."""
+
+    def make(name: str) -> Path:
+        destination = tmp_path_factory.mktemp(f"fresh-{name}") / "project"
+        return render(template, destination, ANSWER_SETS[name])
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def rendered(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """Render an answer set by name, once per session."""
@@ -79,3 +93,11 @@ def rendered(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Callab
         return cache[name]
 
     return get
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the tests measured."""
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.line(line)

@@ -6,6 +6,8 @@ test starts and hands over through TEST_DATABASE_URL / DATABASE_URL.
 
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.figures import report
 from tests.local_postgres import load
 from tests.service import call, free_port, leftovers, processes_mentioning, running, stop
-from tests.tools import clean_environment, run, uv_sync
+from tests.tools import UV, clean_environment, run, uv_sync
 
 pytestmark = pytest.mark.generated
 
@@ -33,20 +36,20 @@ def package_of(project: Path) -> str:
     return name
 
 
-def run_suite(project: Path, **environment: str) -> str:
-    """Run the generated project's own test suite; return its summary."""
-    bin_dir = uv_sync(project)
-    result = run(
-        bin_dir / "python",
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        cwd=project,
-        env=clean_environment(**environment),
-    )
+def run_suite(project: Path, *options: str, **environment: str) -> str:
+    """Run the generated project's own test suite as its README says; return its summary."""
+    uv_sync(project)
+    started = time.perf_counter()
+    command = (UV, "run", "--python", sys.executable, "pytest", "-q", *options)
+    result = run(*command, cwd=project, env=clean_environment(**environment))
+    elapsed = time.perf_counter() - started
     summary = result.stdout.strip().splitlines()[-1]
+    report(
+        f"generated suite of {project.parent.name}",
+        elapsed,
+        "s wall",
+        " ".join((summary, *options)),
+    )
     assert " passed" in summary, summary
     assert "skipped" not in summary, summary
     assert "failed" not in summary, summary
@@ -57,6 +60,15 @@ def test_generated_suite_passes_on_its_own_postgres(rendered: Callable[[str], Pa
     summary = run_suite(rendered("defaults"))
 
     assert int(summary.split()[0]) >= 30
+
+
+def test_generated_suite_passes_in_parallel_workers(
+    rendered: Callable[[str], Path], postgres: Any
+) -> None:
+    run_suite(rendered("defaults"), "-n", "2", TEST_DATABASE_URL=postgres.url)
+
+    databases = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'test_%'")
+    assert databases == "", "the workers left databases behind"
 
 
 def test_generated_suite_passes_on_a_given_url(
