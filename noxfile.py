@@ -6,7 +6,7 @@ Sessions install with uv into their own virtualenvs; generated projects share uv
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "render", "generated", "docs"]
+nox.options.sessions = ["lint", "render", "generated", "update", "docs"]
 nox.options.error_on_external_run = True
 
 PYTHON = "3.11"
@@ -35,7 +35,8 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render every answer set and check the files: layout, lint, types, refused answers."""
     install(session, "test")
-    session.run("pytest", "-m", "not generated", *session.posargs, env=ENV, success_codes=PYTEST_OK)
+    selection = "not generated and not update"
+    session.run("pytest", "-m", selection, *session.posargs, env=ENV, success_codes=PYTEST_OK)
 
 
 @nox.session(python=PYTHON)
@@ -43,6 +44,13 @@ def generated(session: nox.Session) -> None:
     """Install generated projects, run their own suites and serve them on a real PostgreSQL."""
     install(session, "test")
     session.run("pytest", "-m", "generated", *session.posargs, env=ENV, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHON)
+def update(session: nox.Session) -> None:
+    """Update projects rendered from older releases; owner edits must survive."""
+    install(session, "test")
+    session.run("pytest", "-m", "update", *session.posargs, env=ENV, success_codes=PYTEST_OK)
 
 
 @nox.session(python=PYTHON)

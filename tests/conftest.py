@@ -9,7 +9,7 @@ session, and the generated projects share uv's package cache.
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,17 @@ from tests.answers import ANSWER_SETS
 from tests.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPPED_FOLDERS = {".git", ".nox", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "site"}
+SKIPPED_FOLDERS = {
+    ".git",
+    ".nox",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    "site",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -54,15 +64,17 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return snapshot_template(tmp_path_factory.mktemp("template") / "keel")
 
 
-def render(template: Path, destination: Path, answers: dict[str, object]) -> Path:
+def render(
+    template: Path, destination: Path, answers: Mapping[str, object], vcs_ref: str = "HEAD"
+) -> Path:
     """Render the template with these answers, the way a user's `copier copy --defaults` does."""
     run_copy(
         str(template),
         destination,
-        data=answers,
+        data=dict(answers),
         defaults=True,
         unsafe=False,  # the default path must not need --trust
-        vcs_ref="HEAD",
+        vcs_ref=vcs_ref,
         quiet=True,
     )
     return destination

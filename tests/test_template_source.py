@@ -43,3 +43,43 @@ def default_nox_sessions() -> list[str]:
             sessions: list[str] = ast.literal_eval(node.value)
             return sessions
     raise AssertionError("noxfile.py sets no nox.options.sessions")
+
+
+def copier_settings() -> dict[str, object]:
+    """The template's copier.yml."""
+    settings: dict[str, object] = yaml.safe_load((ROOT / "copier.yml").read_text())
+    return settings
+
+
+def test_update_path_needs_no_trust() -> None:
+    settings = copier_settings()
+
+    assert "_tasks" not in settings
+    assert "_jinja_extensions" not in settings
+    assert "_external_data" not in settings
+
+
+def test_every_question_but_the_name_has_a_default() -> None:
+    questions = {k: v for k, v in copier_settings().items() if not k.startswith("_")}
+
+    missing = [name for name, spec in questions.items() if "default" not in spec]  # type: ignore[operator]
+    assert missing == ["project_name"]
+
+
+def test_files_owners_grow_are_created_once() -> None:
+    skipped = copier_settings()["_skip_if_exists"]
+
+    assert skipped == ["src/*/db/models/__init__.py", "src/*/api/v1/__init__.py"]
+    package = ROOT / "template" / "src" / "{{package_name}}"
+    assert (package / "db" / "models" / "__init__.py.jinja").is_file()
+    assert (package / "api" / "v1" / "__init__.py.jinja").is_file()
+
+
+def test_every_release_in_the_changelog_says_how_to_upgrade() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    releases = re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]
+
+    assert releases[0].startswith("[Unreleased]")
+    for release in releases[1:]:
+        assert re.match(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}\n", release), release[:40]
+        assert "### Upgrading" in release, release.splitlines()[0]

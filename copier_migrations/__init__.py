@@ -1,0 +1,1 @@
+"""Scripts copier runs on update to migrate answers between template releases."""

@@ -1,0 +1,259 @@
+"""`copier update` from an older release never loses an owner's edit.
+
+Owner edits survive, template changes land, and a collision shows as conflict markers in that
+file only; the updated project's own suite then passes, its migration gate included.
+"""
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import git, render
+from tests.local_postgres import load
+from tests.releases import (
+    NEWEST,
+    OLDER,
+    first_commit_releases,
+    renamed_answer_releases,
+    synthetic_releases,
+)
+from tests.tools import clean_environment, run, uv_sync
+
+pytestmark = pytest.mark.update
+
+ANSWERS: dict[str, object] = {"project_name": "Demo Service"}
+PACKAGE = Path("src/demo_service")
+MARKERS = re.compile(r"^(<<<<<<< before updating|=======|>>>>>>> after updating)$", re.MULTILINE)
+
+OWN_MODEL = '''"""A tag, the owner's own model."""
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from demo_service.db.base import Base
+
+
+class Tag(Base):
+    """A label for things."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(40), unique=True)
+'''
+
+OWN_MIGRATION = '''"""Add tags.
+
+Revision ID: 7a9c0e1f2b3d
+Revises: 68290f514330
+Create Date: 2026-11-23 09:00:00+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "7a9c0e1f2b3d"
+down_revision: str | Sequence[str] | None = "68290f514330"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tags",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("label", sa.String(length=40), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
+        sa.UniqueConstraint("label", name=op.f("uq_tags_label")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("tags")
+'''
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A template repository with a synthetic older release and the working tree as newest."""
+    return synthetic_releases(tmp_path_factory.mktemp("releases") / "keel")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A throwaway server for the updated project's suite."""
+    with load().LocalPostgres() as server:
+        yield server
+
+
+def owned_project(releases: Path, destination: Path, version: str = OLDER) -> Path:
+    """Render a release and commit it, as a user starting a service does."""
+    render(releases, destination, ANSWERS, vcs_ref=version)
+    git(destination, "init", "--quiet", "--initial-branch", "main")
+    git(destination, "add", "--all")
+    git(destination, "commit", "--quiet", "--message", "Rendered from Keel")
+    return destination
+
+
+def update(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run `copier update` non-interactively, as a user (or a bot) would; no --trust."""
+    command = [sys.executable, "-m", "copier", "update", "--defaults", *options]
+    return subprocess.run(
+        command, cwd=project, env=clean_environment(), capture_output=True, text=True, check=False
+    )
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file below `root` (outside .git) and its bytes."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+    }
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace text the file must contain."""
+    text = path.read_text()
+    assert old in text, f"{path} lacks {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def keep_own_side(path: Path) -> None:
+    """Resolve every conflict in a file by keeping the owner's lines."""
+    pattern = r"<<<<<<< before updating\n(.*?)=======\n.*?>>>>>>> after updating\n"
+    path.write_text(re.sub(pattern, r"\1", path.read_text(), flags=re.DOTALL))
+
+
+def test_update_keeps_owner_edits_applies_template_changes_and_marks_the_collision(
+    releases: Path, postgres: Any, tmp_path: Path
+) -> None:
+    project = owned_project(releases, tmp_path / "service")
+    # The owner's edits.
+    edit(project / PACKAGE / "main.py", 'title="Demo Service"', 'title="Billing"')
+    edit(project / "README.md", "# Demo Service\n", "# Demo Service, owned by billing\n")
+    edit(
+        project / PACKAGE / "core" / "errors.py",
+        '"""Errors raised on purpose by the application;',
+        '"""Errors our service raises on purpose;',
+    )
+    (project / ".env.example").unlink()
+    (project / PACKAGE / "db" / "models" / "tag.py").write_text(OWN_MODEL)
+    edit(
+        project / PACKAGE / "db" / "models" / "__init__.py",
+        "from demo_service.db.models.post import Post\n",
+        "from demo_service.db.models.post import Post\n"
+        "from demo_service.db.models.tag import Tag\n",
+    )
+    versions = project / PACKAGE / "migrations" / "versions"
+    (versions / "2026_11_23_0900-7a9c0e1f2b3d_add_tags.py").write_text(OWN_MIGRATION)
+    edit(project / "pyproject.toml", '    "fastapi>=', '    "orjson>=3.13.0",\n    "fastapi>=')
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Owner's edits")
+
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr  # copier reports conflicts only in files...
+    assert "conflict markers" in result.stdout + result.stderr  # ...and in the template's message
+    # Every owner edit survived.
+    assert 'title="Billing"' in (project / PACKAGE / "main.py").read_text()
+    assert (project / "README.md").read_text().startswith("# Demo Service, owned by billing\n")
+    assert not (project / ".env.example").exists()
+    assert (project / PACKAGE / "db" / "models" / "tag.py").read_text() == OWN_MODEL
+    assert "import Tag" in (project / PACKAGE / "db" / "models" / "__init__.py").read_text()
+    assert (versions / "2026_11_23_0900-7a9c0e1f2b3d_add_tags.py").exists()
+    assert '"orjson>=3.13.0"' in (project / "pyproject.toml").read_text()
+    # Every template change that collides with nothing landed.
+    assert "htmlcov/" in (project / ".gitignore").read_text()
+    assert "READY_TIMEOUT_SECONDS = 2.0" in (project / PACKAGE / "api" / "health.py").read_text()
+    assert "## Updating from the template" in (project / "README.md").read_text()
+    # The collision is marked in that file, and only there.
+    errors = project / PACKAGE / "core" / "errors.py"
+    marked = [name for name, data in tree(project).items() if MARKERS.search(data.decode())]
+    assert marked == [str(errors.relative_to(project))]
+    assert git(project, "status", "--porcelain", "--", str(errors)).startswith("UU ")
+    # The answers file holds the new version and the old answers.
+    answers = (project / ".copier-answers.yml").read_text()
+    assert f"_commit: {NEWEST}" in answers
+    assert "project_name: Demo Service" in answers
+
+    keep_own_side(errors)
+    assert '"""Errors our service raises on purpose;' in errors.read_text()
+    git(project, "add", "--all")
+    uv_sync(project)
+    run(
+        sys.executable,
+        "-m",
+        "uv",
+        "run",
+        "--python",
+        sys.executable,
+        "pytest",
+        "-q",
+        cwd=project,
+        env=clean_environment(TEST_DATABASE_URL=postgres.url),
+    )
+
+
+def test_update_without_owner_edits_gives_the_fresh_render(releases: Path, tmp_path: Path) -> None:
+    project = owned_project(releases, tmp_path / "updated")
+
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert tree(project) == tree(render(releases, tmp_path / "fresh", ANSWERS, vcs_ref=NEWEST))
+
+
+def test_update_from_the_first_commit_gives_the_fresh_render(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    releases = first_commit_releases(tmp_path_factory.mktemp("first") / "keel")
+    project = owned_project(releases, tmp_path / "updated")
+
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert tree(project) == tree(render(releases, tmp_path / "fresh", ANSWERS, vcs_ref=NEWEST))
+
+
+def test_update_of_a_dirty_project_is_refused_and_changes_nothing(
+    releases: Path, tmp_path: Path
+) -> None:
+    project = owned_project(releases, tmp_path / "dirty")
+    edit(project / "README.md", "# Demo Service\n", "# Uncommitted title\n")
+    before = tree(project)
+
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode != 0
+    assert "dirty" in result.stderr.lower()
+    assert tree(project) == before
+
+
+def test_update_across_a_renamed_question_keeps_the_answer(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    releases = renamed_answer_releases(tmp_path_factory.mktemp("renamed") / "keel")
+    project = tmp_path / "service"
+    render(releases, project, {**ANSWERS, "example_api": False}, vcs_ref=OLDER)
+    git(project, "init", "--quiet", "--initial-branch", "main")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Rendered from Keel")
+
+    refused = update(project, "--vcs-ref", NEWEST)
+    result = update(project, "--vcs-ref", NEWEST, "--trust")
+
+    assert refused.returncode != 0  # copier runs migration scripts only when trusted
+    assert "--trust" in refused.stderr
+    assert result.returncode == 0, result.stderr
+    answers = (project / ".copier-answers.yml").read_text()
+    assert "include_example_api: false" in answers
+    assert "example_api:" not in answers.replace("include_example_api:", "")
+    assert not (project / PACKAGE / "api" / "v1" / "users.py").exists()
