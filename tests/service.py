@@ -22,11 +22,15 @@ def free_port() -> int:
         return port
 
 
-def call(method: str, url: str, body: object = None) -> tuple[int, Any, Mapping[str, str]]:
+def call(
+    method: str, url: str, body: object = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any, Mapping[str, str]]:
     """Send one request; return the status, the decoded JSON body (or None) and the headers."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http only
     request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             raw, status, headers = response.read(), response.status, response.headers

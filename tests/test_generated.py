@@ -4,10 +4,12 @@ Each runs against a real PostgreSQL: the embedded server the project starts itse
 test starts and hands over through TEST_DATABASE_URL / DATABASE_URL.
 """
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,8 +90,12 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     # The server trusts local connections, so the password is ignored: it is there to be hidden.
     url = postgres.create_database("crud").replace("postgres@", "postgres:hunter2-secret@")
     port = free_port()
-    env = clean_environment(DATABASE_URL=url, PORT=str(port), DATABASE_ECHO="true")
+    env = clean_environment(
+        DATABASE_URL=url, PORT=str(port), DATABASE_ECHO="true", LOG_FORMAT="json"
+    )
     base = f"http://127.0.0.1:{port}"
+    request_id = uuid.uuid4().hex
+    secret_headers = {"X-Request-ID": request_id, "Authorization": "Bearer t0ken-secret"}
 
     run(command, "migrate", cwd=project, env=env)
     with running(
@@ -100,9 +106,13 @@ def test_generated_service_migrates_and_serves_crud_over_http(
         log=tmp_path / "serve.log",
     ) as process:
         status, user, headers = call(
-            "POST", f"{base}/api/v1/users", {"email": "ada@example.com", "full_name": "Ada"}
+            "POST",
+            f"{base}/api/v1/users",
+            {"email": "ada@example.com", "full_name": "Ada"},
+            secret_headers,
         )
         assert status == 201
+        assert headers["x-request-id"] == request_id
         assert headers["location"] == f"/api/v1/users/{user['id']}"
         assert call("GET", f"{base}{headers['location']}")[1] == user
         assert call("GET", f"{base}/api/v1/users")[1] == [user]
@@ -115,9 +125,16 @@ def test_generated_service_migrates_and_serves_crud_over_http(
         assert not leftovers(process)
 
     log = (tmp_path / "serve.log").read_text()
-    assert "Application shutdown complete" in log
-    assert "INSERT INTO users" in log  # DATABASE_ECHO logs statements...
-    assert "hunter2-secret" not in log  # ...but never the password
+    lines = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+    assert any(line["message"] == "Application shutdown complete." for line in lines)
+    of_request = [line for line in lines if line["request_id"] == request_id]
+    # The SQL the request ran and its access line all carry its id.
+    assert any("INSERT INTO users" in line["message"] for line in of_request)
+    assert of_request[-1]["name"] == "access"
+    assert of_request[-1]["message"].startswith("POST /api/v1/users 201 ")
+    assert any(line["message"].startswith("GET /api/v1/users/{user_id} 200") for line in lines)
+    assert "hunter2-secret" not in log  # neither the database password...
+    assert "t0ken-secret" not in log  # ...nor an Authorization header ever reaches the log
     assert postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'crud'") == "0"
 
 

@@ -1,0 +1,94 @@
+"""`<package> serve` with several workers under load: no errors, bounded pools, clean stop."""
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.figures import report
+from tests.load import drive, reads_and_writes
+from tests.local_postgres import load
+from tests.service import call, free_port, leftovers, running, stop
+from tests.tools import clean_environment, run, uv_sync
+
+pytestmark = pytest.mark.generated
+
+WORKERS, POOL_SIZE, MAX_OVERFLOW = 2, 3, 2
+APP_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'demo_service-%'"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A throwaway server for the service under load."""
+    with load().LocalPostgres() as server:
+        yield server
+
+
+class PeakSessions(threading.Thread):
+    """Poll the server for the service's sessions; remember the most seen at once."""
+
+    def __init__(self, postgres: Any) -> None:
+        """Watch `postgres` until stopped."""
+        super().__init__(daemon=True)
+        self.postgres, self.peak, self.done = postgres, 0, threading.Event()
+
+    def run(self) -> None:
+        """Poll every 50 ms."""
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, int(self.postgres.psql(APP_SESSIONS)))
+
+
+def test_serve_workers_under_load_stay_within_their_pools_and_stop_cleanly(
+    rendered: Callable[[str], Path], postgres: Any, tmp_path: Path
+) -> None:
+    project = rendered("defaults")
+    command = str(uv_sync(project) / "demo_service")
+    port = free_port()
+    env = clean_environment(
+        DATABASE_URL=postgres.create_database("load"),
+        PORT=str(port),
+        WEB_CONCURRENCY=str(WORKERS),
+        DATABASE_POOL_SIZE=str(POOL_SIZE),
+        DATABASE_MAX_OVERFLOW=str(MAX_OVERFLOW),
+        DATABASE_POOL_TIMEOUT="30",
+        LOG_LEVEL="WARNING",
+        GRACEFUL_SHUTDOWN_SECONDS="10",
+    )
+    base = f"http://127.0.0.1:{port}"
+    run(command, "migrate", cwd=project, env=env)
+
+    with running(
+        [command, "serve"],
+        cwd=project,
+        env=env,
+        ready_url=f"{base}/health/ready",
+        log=tmp_path / "serve.log",
+    ) as service:
+        _, user, _ = call("POST", f"{base}/api/v1/users", {"email": "u@x.io", "full_name": "U"})
+        watcher = PeakSessions(postgres)
+        watcher.start()
+        outcomes = asyncio.run(
+            drive(port, 100, 4.0, reads_and_writes(f"/api/v1/users/{user['id']}"))
+        )
+        watcher.done.set()
+        watcher.join()
+
+        assert stop(service, signal.SIGTERM, timeout=15)
+        assert not leftovers(service)
+
+    served = outcomes["200"] + outcomes["201"]
+    report(
+        f"serve, {WORKERS} workers, 100 connections, 4 s",
+        served / 4,
+        "requests/s",
+        f"{dict(outcomes)}; peak {watcher.peak} database sessions",
+    )
+    assert served > 300, outcomes
+    assert set(outcomes) <= {"200", "201"}, outcomes  # no 5xx, no socket or connect error
+    # Each worker has a writer and a reader pool.
+    assert 0 < watcher.peak <= WORKERS * 2 * (POOL_SIZE + MAX_OVERFLOW), watcher.peak
+    assert postgres.psql(APP_SESSIONS) == "0"
