@@ -33,10 +33,10 @@ def call(
         request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            raw, status, headers = response.read(), response.status, response.headers
+            raw, status, received = response.read(), response.status, response.headers
     except urllib.error.HTTPError as error:
-        raw, status, headers = error.read(), error.code, error.headers
-    return status, json.loads(raw) if raw else None, dict(headers)
+        raw, status, received = error.read(), error.code, error.headers
+    return status, json.loads(raw) if raw else None, dict(received)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:

@@ -55,4 +55,4 @@ def route_template(scope: Scope) -> str:
         return "<unmatched>"
     names = {str(value): name for name, value in scope.get("path_params", {}).items()}
     segments = scope["path"].split("/")
-    return "/".join(f"{{{names[part]}}}" if part in names else part for part in segments)
+    return "/".join("{" + names[part] + "}" if part in names else part for part in segments)

@@ -1,0 +1,121 @@
+"""The delivery files of every rendered project: linted, validated and consistent with the app.
+
+Docker has no engine here, so the image and the compose stack are not run: the Dockerfile is
+linted by hadolint, the compose file and the workflow are validated against their published
+schemas, the workflow is audited by zizmor, and all are checked against the settings module.
+"""
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.answers import ANSWER_SETS
+from tests.tools import run
+
+pytestmark = pytest.mark.render
+
+
+@pytest.fixture(params=ANSWER_SETS, ids=str)
+def project(request: pytest.FixtureRequest, rendered: Callable[[str], Path]) -> Path:
+    """A rendered project for each answer set."""
+    return rendered(request.param)
+
+
+def package_of(project: Path) -> str:
+    """The package name recorded in the answers file."""
+    name: str = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    return name
+
+
+def settings_variables(project: Path) -> set[str]:
+    """The environment variables the settings module reads (its fields, upper-cased)."""
+    source = (project / "src" / package_of(project) / "core" / "settings.py").read_text()
+    body = source[source.index("class Settings(") :]
+    return {name.upper() for name in re.findall(r"^    (\w+): ", body, re.MULTILINE)}
+
+
+def test_dockerfile_is_lint_clean_multi_stage_and_unprivileged(project: Path) -> None:
+    run("hadolint", "Dockerfile", cwd=project)
+    dockerfile = (project / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM .* AS (\w+)$", dockerfile, re.MULTILINE)
+    runtime = dockerfile[dockerfile.rindex("\nFROM ") :]
+
+    assert stages == ["build", "runtime"]
+    assert "uv sync --locked" in dockerfile
+    assert "uv" not in runtime.replace("uvicorn", "")  # no build tool in the final image
+    assert re.search(r"^USER 10001:10001$", runtime, re.MULTILINE)
+    assert "HEALTHCHECK" in runtime
+    assert "/health/live" in runtime
+    assert f'ENTRYPOINT ["{package_of(project)}"]' in runtime
+    ignored = (project / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".env", "secrets", "tests"} <= set(ignored)
+
+
+def test_compose_file_follows_the_compose_specification(project: Path) -> None:
+    run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", "compose.yaml", cwd=project)
+
+
+def test_compose_file_is_consistent_with_the_app(project: Path) -> None:
+    compose: dict[str, Any] = yaml.safe_load((project / "compose.yaml").read_text())
+    services = compose["services"]
+    variables = settings_variables(project)
+
+    for name in ("migrations", "app"):
+        assert set(services[name]["environment"]) <= variables, name
+        assert services[name]["secrets"] == ["database_password"]
+    assert services["migrations"]["command"] == ["migrate"]
+    assert services["migrations"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["app"]["depends_on"] == {
+        "migrations": {"condition": "service_completed_successfully"}
+    }
+    assert "healthcheck" in services["postgres"]
+    assert services["replica"]["profiles"] == ["replica"]
+    assert "DATABASE_READ_URL" in services["app"]["environment"]
+    # Every named volume used is declared, every declared one used; no password as a literal.
+    used = {
+        volume.split(":")[0]
+        for service in services.values()
+        for volume in service.get("volumes", [])
+        if not volume.startswith(".")
+    }
+    assert used == set(compose["volumes"])
+    assert "PASSWORD:" not in (project / "compose.yaml").read_text().replace("_FILE:", "")
+    assert (project / "deploy" / "postgres-replication.sh").is_file()
+
+
+def test_workflow_is_valid_audited_and_keeps_its_expressions(project: Path) -> None:
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow, cwd=project)
+    run("zizmor", "--offline", "--no-progress", workflow, cwd=project)
+
+    assert "${{ runner.os }}-${{ hashFiles('uv.lock') }}" in workflow.read_text()
+
+
+def test_workflow_runs_the_readme_commands(project: Path) -> None:
+    workflow: dict[str, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    readme = (project / "README.md").read_text()
+    commands = [
+        step["run"]
+        for step in workflow["jobs"]["check"]["steps"]
+        if "uv run" in step.get("run", "")
+    ]
+
+    assert commands == [
+        "uv run ruff check . && uv run ruff format --check . && uv run mypy",
+        "uv run pytest",
+    ]
+    for command in commands:
+        assert f"`{command}`" in readme, command
+
+
+def test_pre_commit_runs_the_same_linters(project: Path) -> None:
+    config: dict[str, Any] = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    entries = [hook["entry"] for repo in config["repos"] for hook in repo["hooks"]]
+
+    assert entries == ["uv run ruff check --fix", "uv run ruff format", "uv run mypy"]
