@@ -61,6 +61,13 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark the generated service against a raw asyncpg baseline (needs wrk)."""
+    install(session, "bench")
+    session.run("python", "-m", "bench.run", env=ENV)
+
+
 @nox.session(python=False)
 def check(session: nox.Session) -> None:
     """Run every default session in turn."""

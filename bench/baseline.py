@@ -1,0 +1,78 @@
+"""The benchmark's baseline: the generated service's two endpoints on Starlette and asyncpg.
+
+The same paths and JSON shapes, with no ORM, no validation library and no middleware.
+
+Run with uvicorn (uvloop, httptools): `BASELINE_DATABASE_URL=... uvicorn bench.baseline:app`.
+"""
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+SELECT_USER = "SELECT id, email, full_name, created_at, updated_at FROM users WHERE id = $1"
+INSERT_USER = (
+    "INSERT INTO users (email, full_name) VALUES ($1, $2)"
+    " RETURNING id, email, full_name, created_at, updated_at"
+)
+
+
+def _body(row: asyncpg.Record) -> bytes:
+    def encode(value: Any) -> Any:
+        return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+    return json.dumps({key: encode(value) for key, value in row.items()}).encode()
+
+
+async def get_user(request: Request) -> Response:
+    """One user by id, or 404."""
+    pool: asyncpg.Pool = request.app.state.pool
+    row = await pool.fetchrow(SELECT_USER, int(request.path_params["user_id"]))
+    if row is None:
+        return Response(b'{"detail":"not found"}', 404, media_type="application/json")
+    return Response(_body(row), media_type="application/json")
+
+
+async def create_user(request: Request) -> Response:
+    """Insert a user; 201 with its Location."""
+    pool: asyncpg.Pool = request.app.state.pool
+    payload = json.loads(await request.body())
+    row = await pool.fetchrow(INSERT_USER, payload["email"], payload["full_name"])
+    assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+    return Response(
+        _body(row),
+        201,
+        headers={"Location": f"/api/v1/users/{row['id']}"},
+        media_type="application/json",
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Open the pool, sized like the service's writer pool."""
+    size = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["BASELINE_DATABASE_URL"],
+        min_size=size,
+        max_size=size,
+        server_settings={"application_name": "baseline"},
+    )
+    yield
+    await app.state.pool.close()
+
+
+app = Starlette(
+    routes=[
+        Route("/api/v1/users/{user_id:int}", get_user, methods=["GET"]),
+        Route("/api/v1/users", create_user, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)
