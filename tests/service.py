@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,17 @@ def running(
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def migrated_and_serving(
+    command: str, project: Path, env: Mapping[str, str], log: Path
+) -> AbstractContextManager[subprocess.Popen[str]]:
+    """Migrate with the project's command, then run `<command> serve` until the block ends."""
+    subprocess.run(
+        [command, "migrate"], cwd=project, env=dict(env), check=True, capture_output=True
+    )
+    ready_url = f"http://127.0.0.1:{env['PORT']}/health/ready"
+    return running([command, "serve"], cwd=project, env=env, ready_url=ready_url, log=log)
 
 
 def stop(process: subprocess.Popen[str], sig: signal.Signals, timeout: float = 30) -> bool:

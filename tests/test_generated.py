@@ -19,7 +19,15 @@ import yaml
 
 from tests.figures import report
 from tests.local_postgres import load
-from tests.service import call, free_port, leftovers, processes_mentioning, running, stop
+from tests.service import (
+    call,
+    free_port,
+    leftovers,
+    migrated_and_serving,
+    processes_mentioning,
+    running,
+    stop,
+)
 from tests.tools import UV, clean_environment, run, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -97,14 +105,7 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     request_id = uuid.uuid4().hex
     secret_headers = {"X-Request-ID": request_id, "Authorization": "Bearer t0ken-secret"}
 
-    run(command, "migrate", cwd=project, env=env)
-    with running(
-        [command, "serve"],
-        cwd=project,
-        env=env,
-        ready_url=f"{base}/health/ready",
-        log=tmp_path / "serve.log",
-    ) as process:
+    with migrated_and_serving(command, project, env, tmp_path / "serve.log") as process:
         status, user, headers = call(
             "POST",
             f"{base}/api/v1/users",

@@ -12,8 +12,8 @@ import pytest
 from tests.figures import report
 from tests.load import drive, reads_and_writes
 from tests.local_postgres import load
-from tests.service import call, free_port, leftovers, running, stop
-from tests.tools import clean_environment, run, uv_sync
+from tests.service import call, free_port, leftovers, migrated_and_serving, stop
+from tests.tools import clean_environment, uv_sync
 
 pytestmark = pytest.mark.generated
 
@@ -59,15 +59,7 @@ def test_serve_workers_under_load_stay_within_their_pools_and_stop_cleanly(
         GRACEFUL_SHUTDOWN_SECONDS="10",
     )
     base = f"http://127.0.0.1:{port}"
-    run(command, "migrate", cwd=project, env=env)
-
-    with running(
-        [command, "serve"],
-        cwd=project,
-        env=env,
-        ready_url=f"{base}/health/ready",
-        log=tmp_path / "serve.log",
-    ) as service:
+    with migrated_and_serving(command, project, env, tmp_path / "serve.log") as service:
         _, user, _ = call("POST", f"{base}/api/v1/users", {"email": "u@x.io", "full_name": "U"})
         watcher = PeakSessions(postgres)
         watcher.start()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.local_postgres import load
-from tests.service import call, free_port, leftovers, running, stop
+from tests.service import call, free_port, leftovers, migrated_and_serving, stop
 from tests.tools import clean_environment, run, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -85,14 +85,8 @@ def test_topology_writes_go_to_the_primary_and_reads_to_the_replica(
         DATABASE_READ_URL=replica.url.rsplit("/", 1)[0] + "/app",
         PORT=str(port),
     )
-    run(bin_dir / "demo_service", "migrate", cwd=project, env=env)
-
-    with running(
-        [str(bin_dir / "demo_service"), "serve"],
-        cwd=project,
-        env=env,
-        ready_url=f"{base}/health/ready",
-        log=tmp_path / "serve.log",
+    with migrated_and_serving(
+        str(bin_dir / "demo_service"), project, env, tmp_path / "serve.log"
     ) as service:
         status, user, _ = call(
             "POST", f"{base}/api/v1/users", {"email": "r@x.io", "full_name": "R"}
