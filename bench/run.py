@@ -12,7 +12,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,7 +21,7 @@ from typing import Any
 from bench.wrk import Report, find_wrk, run_wrk
 from tests.conftest import render, snapshot_template
 from tests.local_postgres import load
-from tests.service import free_port, running
+from tests.service import PeakSessions, free_port, running
 from tests.tools import UV, clean_environment, run, uv_sync
 
 CONNECTIONS, SECONDS, WARM_UP, ROUNDS, USERS = 64, 10, 3, 2, 10_000
@@ -30,21 +29,6 @@ ENDPOINTS = {"GET": "get.lua", "POST": "post.lua"}
 SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
 SERVICE_SESSIONS = SESSIONS + "'demo_service-%'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
-
-
-class PeakSessions(threading.Thread):
-    """Poll PostgreSQL for one application's sessions; keep the most seen at once."""
-
-    def __init__(self, postgres: Any, query: str) -> None:
-        """Watch the count `query` returns."""
-        super().__init__(daemon=True)
-        self.query = query
-        self.postgres, self.peak, self.done = postgres, 0, threading.Event()
-
-    def run(self) -> None:
-        """Poll every 100 ms until told to stop."""
-        while not self.done.wait(0.1):
-            self.peak = max(self.peak, int(self.postgres.psql(self.query, database="bench")))
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -79,7 +63,7 @@ def measure(
     name: str, port: int, pid: int, postgres: Any, sessions: str, endpoint: str, round_: int
 ) -> dict[str, Any]:
     """One wrk run against one server; returns its figures."""
-    watcher = PeakSessions(postgres, sessions)
+    watcher = PeakSessions(postgres, sessions, database="bench")
     watcher.start()
     env = {**os.environ, "USERS": str(USERS), "RUN": f"{name}-{round_}-{time.time_ns()}"}
     report: Report = run_wrk(

@@ -9,14 +9,16 @@ session, and the generated projects share uv's package cache.
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from copier import run_copy
 
 from tests.answers import ANSWER_SETS
 from tests.figures import FIGURES
+from tests.local_postgres import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_FOLDERS = {
@@ -78,6 +80,19 @@ def render(
         quiet=True,
     )
     return destination
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server shared by the tests of a session."""
+    with load().LocalPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=ANSWER_SETS, ids=str)
+def project(request: pytest.FixtureRequest, rendered: Callable[[str], Path]) -> Path:
+    """A rendered project for each answer set."""
+    return rendered(request.param)
 
 
 @pytest.fixture

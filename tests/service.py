@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -138,3 +139,18 @@ def _processes() -> list[tuple[str, int, str]]:
             continue
         found.append((cmdline, int(fields[2]), fields[0]))
     return found
+
+
+class PeakSessions(threading.Thread):
+    """Poll PostgreSQL with a counting query; keep the highest count seen while it runs."""
+
+    def __init__(self, postgres: Any, query: str, database: str = "postgres") -> None:
+        """Watch what `query` counts on `database` until `done` is set."""
+        super().__init__(daemon=True)
+        self.postgres, self.query, self.database = postgres, query, database
+        self.peak, self.done = 0, threading.Event()
+
+    def run(self) -> None:
+        """Poll every 50 ms."""
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, int(self.postgres.psql(self.query, database=self.database)))

@@ -6,29 +6,15 @@ schemas, the workflow is audited by zizmor, and all are checked against the sett
 """
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.answers import ANSWER_SETS
-from tests.tools import run
+from tests.tools import package_of, run
 
 pytestmark = pytest.mark.render
-
-
-@pytest.fixture(params=ANSWER_SETS, ids=str)
-def project(request: pytest.FixtureRequest, rendered: Callable[[str], Path]) -> Path:
-    """A rendered project for each answer set."""
-    return rendered(request.param)
-
-
-def package_of(project: Path) -> str:
-    """The package name recorded in the answers file."""
-    name: str = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
-    return name
 
 
 def settings_variables(project: Path) -> set[str]:

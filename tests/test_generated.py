@@ -10,15 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.figures import report
-from tests.local_postgres import load
 from tests.service import (
     call,
     free_port,
@@ -28,22 +26,9 @@ from tests.service import (
     running,
     stop,
 )
-from tests.tools import UV, clean_environment, run, uv_sync
+from tests.tools import UV, clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.generated
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    """A throwaway PostgreSQL server for this module's tests."""
-    with load().LocalPostgres() as server:
-        yield server
-
-
-def package_of(project: Path) -> str:
-    """The package (and command) name recorded in the answers file."""
-    name: str = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
-    return name
 
 
 def run_suite(project: Path, *options: str, **environment: str) -> str:

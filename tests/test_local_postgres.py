@@ -22,16 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-MODULE_PATH = (
-    Path(__file__)
-    .parents[1]
-    .joinpath("template", "src", "{{package_name}}", "db", "local_postgres.py")
-)
+from tests.local_postgres import SOURCE, load
+
+MODULE_PATH = SOURCE
 AS_ROOT = os.geteuid() == 0
 
 CHILD_SCRIPT = """
@@ -47,17 +44,7 @@ sys.stdin.read()  # wait to be killed
 """
 
 
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("local_postgres", MODULE_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-lp = _load_module()
+lp = load()
 
 
 def _postmaster_pid(server: Any) -> int:

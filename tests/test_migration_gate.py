@@ -5,26 +5,18 @@ once the revision is generated, the suite passes again.
 """
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.local_postgres import load
 from tests.tools import clean_environment, run, uv_sync
 
 pytestmark = pytest.mark.generated
 
 GATE_TESTS = ("tests/db/test_migrations.py", "-p", "no:randomly", "--no-cov", "-q")
 ADVICE = 'uv run alembic revision --autogenerate -m "describe the change"'
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    """A throwaway server to generate revisions against."""
-    with load().LocalPostgres() as server:
-        yield server
 
 
 def gate(project: Path, bin_dir: Path, server_url: str) -> tuple[int, str]:

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.answers import ANSWER_SETS
-from tests.tools import run, uv_sync
+from tests.tools import package_of, run, uv_sync
 
 pytestmark = pytest.mark.render
 
@@ -26,13 +25,6 @@ EXAMPLE_FILES = (
 )
 
 
-def package_of(project: Path) -> str:
-    """The package name recorded in the project's answers file."""
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    name: str = answers["package_name"]
-    return name
-
-
 def text_files(project: Path) -> list[Path]:
     """The project's own text files, without virtualenvs and caches."""
     return [
@@ -42,12 +34,6 @@ def text_files(project: Path) -> list[Path]:
         and path.suffix in TEXT_SUFFIXES
         and not {".venv", ".git", ".mypy_cache", ".ruff_cache"}.intersection(path.parts)
     ]
-
-
-@pytest.fixture(params=ANSWER_SETS, ids=str)
-def project(request: pytest.FixtureRequest, rendered: Callable[[str], Path]) -> Path:
-    """A rendered project for each answer set."""
-    return rendered(request.param)
 
 
 def test_render_has_the_layered_layout(project: Path) -> None:

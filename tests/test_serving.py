@@ -2,8 +2,7 @@
 
 import asyncio
 import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,35 +10,13 @@ import pytest
 
 from tests.figures import report
 from tests.load import drive, reads_and_writes
-from tests.local_postgres import load
-from tests.service import call, free_port, leftovers, migrated_and_serving, stop
+from tests.service import PeakSessions, call, free_port, leftovers, migrated_and_serving, stop
 from tests.tools import clean_environment, uv_sync
 
 pytestmark = pytest.mark.generated
 
 WORKERS, POOL_SIZE, MAX_OVERFLOW = 2, 3, 2
 APP_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'demo_service-%'"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    """A throwaway server for the service under load."""
-    with load().LocalPostgres() as server:
-        yield server
-
-
-class PeakSessions(threading.Thread):
-    """Poll the server for the service's sessions; remember the most seen at once."""
-
-    def __init__(self, postgres: Any) -> None:
-        """Watch `postgres` until stopped."""
-        super().__init__(daemon=True)
-        self.postgres, self.peak, self.done = postgres, 0, threading.Event()
-
-    def run(self) -> None:
-        """Poll every 50 ms."""
-        while not self.done.wait(0.05):
-            self.peak = max(self.peak, int(self.postgres.psql(APP_SESSIONS)))
 
 
 def test_serve_workers_under_load_stay_within_their_pools_and_stop_cleanly(
@@ -61,7 +38,7 @@ def test_serve_workers_under_load_stay_within_their_pools_and_stop_cleanly(
     base = f"http://127.0.0.1:{port}"
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as service:
         _, user, _ = call("POST", f"{base}/api/v1/users", {"email": "u@x.io", "full_name": "U"})
-        watcher = PeakSessions(postgres)
+        watcher = PeakSessions(postgres, APP_SESSIONS)
         watcher.start()
         outcomes = asyncio.run(
             drive(port, 100, 4.0, reads_and_writes(f"/api/v1/users/{user['id']}"))

@@ -7,14 +7,12 @@ file only; the updated project's own suite then passes, its migration gate inclu
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import git, render
-from tests.local_postgres import load
 from tests.releases import (
     NEWEST,
     OLDER,
@@ -84,13 +82,6 @@ def downgrade() -> None:
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A template repository with a synthetic older release and the working tree as newest."""
     return synthetic_releases(tmp_path_factory.mktemp("releases") / "keel")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    """A throwaway server for the updated project's suite."""
-    with load().LocalPostgres() as server:
-        yield server
 
 
 def owned_project(releases: Path, destination: Path, version: str = OLDER) -> Path:

@@ -1,6 +1,7 @@
 """Run the tools a user runs (uv, ruff, the generated project's own commands) as subprocesses."""
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -62,3 +63,12 @@ def uv_sync(project: Path) -> Path:
     """
     run(UV, "sync", "--quiet", "--compile-bytecode", "--python", sys.executable, cwd=project)
     return project / ".venv" / "bin"
+
+
+def package_of(project: Path) -> str:
+    """The package (and command) name a rendered project's answers file records."""
+    answers = (project / ".copier-answers.yml").read_text()
+    found = re.search(r"^package_name: (\w+)$", answers, re.MULTILINE)
+    if found is None:
+        raise AssertionError(f"{project} records no package_name")
+    return found.group(1)
