@@ -60,8 +60,8 @@ from __PACKAGE__.db.database import Database
 async def test_own_base_table_is_migrated(database: Database) -> None:
     async with database.writer() as session:
         await session.execute(text("INSERT INTO accounts (handle) VALUES ('ada')"))
-    async with database.reader() as session:
-        assert await session.scalar(text("SELECT count(*) FROM accounts")) == 1
+    async with database.reader() as connection:
+        assert await connection.scalar(text("SELECT count(*) FROM accounts")) == 1
 
 
 async def test_own_base_constraint_is_described(database: Database) -> None:
@@ -88,7 +88,7 @@ from fastapi import APIRouter
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from {PACKAGE}.api.deps import ReaderSessionDep, WriterSessionDep
+from {PACKAGE}.api.deps import DatabaseDep
 from {PACKAGE}.core.settings import Settings
 from {PACKAGE}.db.database import Database
 from {PACKAGE}.main import create_app
@@ -109,9 +109,10 @@ router = APIRouter()
 
 
 @router.get("/session-classes")
-async def session_classes(writer: WriterSessionDep, reader: ReaderSessionDep) -> list[str]:
-    """Name the classes of the sessions the endpoint was given."""
-    return [type(writer).__name__, type(reader).__name__]
+async def session_classes(database: DatabaseDep) -> list[str]:
+    """Name the classes of what the units of work give the endpoint."""
+    async with database.writer() as writer, database.reader() as reader:
+        return [type(writer).__name__, type(reader).__name__]
 
 
 async def test_own_session_factory_serves_requests(settings: Settings) -> None:
@@ -124,7 +125,7 @@ async def test_own_session_factory_serves_requests(settings: Settings) -> None:
     ):
         response = await client.get("/session-classes")
 
-    assert response.json() == ["AuditedSession", "AsyncSession"]
+    assert response.json() == ["AuditedSession", "AsyncConnection"]
 '''
 
 

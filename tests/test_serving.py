@@ -58,6 +58,6 @@ def test_serve_workers_under_load_stay_within_their_pools_and_stop_cleanly(
     )
     assert served > 300, outcomes
     assert set(outcomes) <= {"200", "201"}, outcomes  # no 5xx, no socket or connect error
-    # Without a replica, the reader shares the writer's pool: one pool per worker.
-    assert 0 < watcher.peak <= WORKERS * (POOL_SIZE + MAX_OVERFLOW), watcher.peak
+    # Each worker has a writer pool and a reader pool.
+    assert 0 < watcher.peak <= WORKERS * 2 * (POOL_SIZE + MAX_OVERFLOW), watcher.peak
     assert postgres.psql(APP_SESSIONS) == "0"

@@ -5,8 +5,9 @@ constraint a request violated (`uq_users_email`).
 """
 
 from datetime import datetime
+from typing import ClassVar
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, Table, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -22,6 +23,8 @@ class Base(DeclarativeBase):
     """Base class of the ORM models; its metadata is what migrations compare against."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Each model maps one table; typed so, `User.__table__` goes into Core statements as is.
+    __table__: ClassVar[Table]
 
 
 class TimestampMixin:
