@@ -29,6 +29,9 @@ ENDPOINTS = {"GET": "get.lua", "POST": "post.lua"}
 SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
 SERVICE_SESSIONS = SESSIONS + "'demo_service-%'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
+# The most connections each may open: the service's shipped defaults are a writer pool and a
+# reader pool of DATABASE_POOL_SIZE=10 with no overflow; the baseline has one pool of 10.
+CONNECTION_LIMITS = {"service": 2 * 10, "baseline": 10}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -83,6 +86,7 @@ def measure(
         "socket_errors": report.socket_errors,
         "peak_rss_mb": round(peak_rss_mb(pid), 1),
         "db_connections": watcher.peak,
+        "db_connection_limit": CONNECTION_LIMITS[name],
     }
 
 
@@ -162,7 +166,7 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
         print(
             f"{r['server']:9} {r['endpoint']:8} {r['round']:>5} {r['rps']:>9.0f} "
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non_2xx']:>8} {r['socket_errors']:>8} "
-            f"{r['peak_rss_mb']:>8.1f} {r['db_connections']:>8}"
+            f"{r['peak_rss_mb']:>8.1f} {r['db_connections']:>5}/{r['db_connection_limit']:<2}"
         )
     print()
     for endpoint in ENDPOINTS:

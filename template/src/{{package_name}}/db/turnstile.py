@@ -28,6 +28,9 @@ class Turnstile:
         """Wait for a turn; the pool's own TimeoutError when it takes too long."""
         if self._slots is None:
             return
+        if not self._slots.locked():  # a free turn and nobody waiting: no timer needed
+            await self._slots.acquire()
+            return
         try:
             async with asyncio.timeout(self.timeout):
                 await self._slots.acquire()
