@@ -29,9 +29,10 @@ ENDPOINTS = {"GET": "get.lua", "POST": "post.lua"}
 SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
 SERVICE_SESSIONS = SESSIONS + "'demo_service-%'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
-# The most connections each may open: the service's shipped defaults are a writer pool and a
-# reader pool of DATABASE_POOL_SIZE=10 with no overflow; the baseline has one pool of 10.
-CONNECTION_LIMITS = {"service": 2 * 10, "baseline": 10}
+# The service's shipped DATABASE_POOL_SIZE (no overflow); the baseline gets one pool that size.
+POOL_SIZE = 10
+# The most connections each may open: the service has a writer pool and a reader pool.
+CONNECTION_LIMITS = {"service": 2 * POOL_SIZE, "baseline": POOL_SIZE}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -135,7 +136,11 @@ def main() -> None:
                     "warning",
                 ],
                 cwd=Path(__file__).parent.parent,
-                env={**os.environ, "BASELINE_DATABASE_URL": database.replace("/bench", "/bench")},
+                env={
+                    **os.environ,
+                    "BASELINE_DATABASE_URL": database,
+                    "BASELINE_POOL_SIZE": str(POOL_SIZE),
+                },
                 ready_url=f"http://127.0.0.1:{baseline_port}/api/v1/users/1",
                 log=work / "baseline.log",
             )
@@ -169,28 +174,13 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
             f"{r['peak_rss_mb']:>8.1f} {r['db_connections']:>5}/{r['db_connection_limit']:<2}"
         )
     print()
+    rps = {(r["server"], r["endpoint"], r["round"]): r["rps"] for r in results}
     for endpoint in ENDPOINTS:
+        ratios = []
         for round_ in range(1, ROUNDS + 1):
-            pair = {
-                r["server"]: r["rps"]
-                for r in results
-                if r["endpoint"] == endpoint and r["round"] == round_
-            }
-            ratio = pair["service"] / pair["baseline"]
+            ratio = rps["service", endpoint, round_] / rps["baseline", endpoint, round_]
+            ratios.append(ratio)
             print(json.dumps({"endpoint": endpoint, "round": round_, "ratio": round(ratio, 3)}))
-        ratios = [
-            next(
-                r["rps"]
-                for r in results
-                if r["server"] == "service" and r["endpoint"] == endpoint and r["round"] == n
-            )
-            / next(
-                r["rps"]
-                for r in results
-                if r["server"] == "baseline" and r["endpoint"] == endpoint and r["round"] == n
-            )
-            for n in range(1, ROUNDS + 1)
-        ]
         print(f"{endpoint}: service/baseline = {statistics.median(ratios):.3f} (target >= 0.30)")
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
