@@ -31,6 +31,7 @@ SKIPPED_FOLDERS = {
     ".ruff_cache",
     ".mypy_cache",
     "site",
+    ".hypothesis",
 }
 
 

@@ -81,6 +81,20 @@ def running(
                 process.wait()
 
 
+def migrate(
+    command: str, project: Path, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run `<command> migrate` and return its result, failed or not, with its output."""
+    return subprocess.run(
+        [command, "migrate"],
+        cwd=project,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def migrated_and_serving(
     command: str, project: Path, env: Mapping[str, str], log: Path
 ) -> AbstractContextManager[subprocess.Popen[str]]:

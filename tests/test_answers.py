@@ -2,12 +2,15 @@
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from copier import run_copy
 
-from tests.tools import clean_environment
+from tests.answers import EVERY_DEPENDENCY
+from tests.module_names import committed_lists, installed_modules, stdlib_modules
+from tests.tools import clean_environment, package_of, uv_sync
 
 pytestmark = pytest.mark.render
 
@@ -21,6 +24,24 @@ BAD_ANSWERS = [
     ({"package_name": "json"}, "would shadow the standard library module"),
     ({"package_name": "sqlalchemy"}, "would shadow a module the service imports"),
     ({"package_name": "tests"}, "would shadow a module the service imports or a folder"),
+    ({"package_name": "test"}, "would shadow a module the service imports"),
+    ({"package_name": "sitecustomize"}, "would shadow a module the service imports"),
+    ({"package_name": "xdist"}, "would shadow a module the service imports"),
+    ({"package_name": "pythonjsonlogger"}, "would shadow a module the service imports"),
+    ({"package_name": "a" * 41}, "at most 40 characters long; got 41"),
+    ({"project_slug": "a" * 41}, "at most 40 characters long; got 41"),
+    ({"project_name": "W" * 65}, "at most 64 columns wide"),
+    (
+        {"project_name": "倉庫" * 17},
+        "at most 64 columns wide (East Asian letters count two); got 68",
+    ),
+    ({"project_name": "Tab\tName"}, "control characters (line breaks,"),
+    ({"project_name": "Carriage\rReturn"}, 'got "Carriage\\rReturn"'),
+    ({"project_name": "Next\x85Line"}, "control characters"),
+    ({"project_name": "Hidden\u202eText"}, "bidirectional overrides"),
+    ({"description": "Bell\x07"}, "The description may not contain"),
+    ({"author_name": "Null\x00"}, "The author name may not contain"),
+    ({"author_email": "zoe@example.com\x7f"}, "The author email may not contain"),
     ({"author_email": "not-an-email"}, "must look like name@example.com"),
     ({"python_version": "3.9"}, "3.9"),
 ]
@@ -85,3 +106,33 @@ def test_answers_slug_and_package_derive_from_a_non_ascii_name(
     answers = (destination / ".copier-answers.yml").read_text()
     assert "project_slug: cafe-uberwachung-grosse-2" in answers
     assert "package_name: cafe_uberwachung_grosse_2" in answers
+
+
+def test_answers_refused_modules_cover_a_real_install(rendered: Callable[[str], Path]) -> None:
+    project = rendered(EVERY_DEPENDENCY)
+    venv = uv_sync(project).parent
+    stdlib, dependencies = committed_lists()
+
+    missing_stdlib = stdlib_modules() - stdlib
+    missing = installed_modules(venv, package_of(project)) - stdlib - dependencies
+    assert not missing_stdlib, f"run `nox -s names`: {sorted(missing_stdlib)}"
+    assert not missing, f"run `nox -s names`: {sorted(missing)}"
+
+
+def test_answers_derived_slug_fits_the_limit_and_starts_with_a_letter(
+    template: Path, tmp_path: Path
+) -> None:
+    destination = tmp_path / "service"
+
+    run_copy(
+        str(template),
+        destination,
+        data={"project_name": "3D Très Grande Société Générale des Chemins de Fer Européens"},
+        defaults=True,
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+
+    answers = (destination / ".copier-answers.yml").read_text()
+    assert "project_slug: tres-grande-societe-generale-des-chemins\n" in answers
+    assert "package_name: tres_grande_societe_generale_des_chemins\n" in answers

@@ -105,3 +105,21 @@ def test_pre_commit_runs_the_same_linters(project: Path) -> None:
     entries = [hook["entry"] for repo in config["repos"] for hook in repo["hooks"]]
 
     assert entries == ["uv run ruff check --fix", "uv run ruff format", "uv run mypy"]
+
+
+def test_ci_and_image_run_the_same_python(project: Path) -> None:
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    pinned = (project / ".python-version").read_text().strip()
+    workflow: dict[str, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    setup = [
+        step["with"]
+        for step in workflow["jobs"]["check"]["steps"]
+        if step.get("uses", "").startswith("actions/setup-python@")
+    ]
+    images = re.findall(r"^FROM python:(\S+)-slim AS", (project / "Dockerfile").read_text(), re.M)
+
+    assert pinned == answers["python_version"]
+    assert setup == [{"python-version-file": ".python-version"}]
+    assert images == [pinned, pinned]  # build and runtime stages

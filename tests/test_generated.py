@@ -10,17 +10,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.answers import ANSWER_SETS
 from tests.figures import report
+from tests.local_postgres import load, require_password
+from tests.pythons import allowed_by
 from tests.service import (
     call,
     free_port,
     leftovers,
+    migrate,
     migrated_and_serving,
     processes_mentioning,
     running,
@@ -30,17 +34,21 @@ from tests.tools import UV, clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.generated
 
+PASSWORD = "hunter2-secret"  # noqa: S105 - a throwaway role on a throwaway server
+WRONG = "hunter3-wrong"
 
-def run_suite(project: Path, *options: str, **environment: str) -> str:
+
+def run_suite(project: Path, *options: str, python: Path | None = None, **environment: str) -> str:
     """Run the generated project's own test suite as its README says; return its summary."""
-    uv_sync(project)
+    venv = uv_sync(project, python).parent
     started = time.perf_counter()
-    command = (UV, "run", "--python", sys.executable, "pytest", "-q", *options)
-    result = run(*command, cwd=project, env=clean_environment(**environment))
+    command = (UV, "run", "--python", python or sys.executable, "pytest", "-q", *options)
+    env = clean_environment(UV_PROJECT_ENVIRONMENT=str(venv), **environment)
+    result = run(*command, cwd=project, env=env)
     elapsed = time.perf_counter() - started
     summary = result.stdout.strip().splitlines()[-1]
     report(
-        f"generated suite of {project.parent.name}",
+        f"generated suite of {project.parent.name} on {python or 'this Python'}",
         elapsed,
         "s wall",
         " ".join((summary, *options)),
@@ -51,8 +59,11 @@ def run_suite(project: Path, *options: str, **environment: str) -> str:
     return summary
 
 
-def test_generated_suite_passes_on_its_own_postgres(rendered: Callable[[str], Path]) -> None:
-    summary = run_suite(rendered("defaults"))
+@pytest.mark.parametrize("version", allowed_by(ANSWER_SETS["defaults"]))
+def test_generated_suite_passes_on_its_own_postgres_on_every_python(
+    rendered: Callable[[str], Path], version: str
+) -> None:
+    summary = run_suite(rendered("defaults"), python=allowed_by(ANSWER_SETS["defaults"])[version])
 
     assert int(summary.split()[0]) >= 30
 
@@ -69,19 +80,27 @@ def test_generated_suite_passes_in_parallel_workers(
 def test_generated_suite_passes_on_a_given_url(
     rendered: Callable[[str], Path], postgres: Any
 ) -> None:
-    run_suite(rendered("unusual"), TEST_DATABASE_URL=postgres.url)
+    newest = list(allowed_by(ANSWER_SETS["unusual"]).values())[-1]
+    run_suite(rendered("unusual"), python=newest, TEST_DATABASE_URL=postgres.url)
 
     databases = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'test_%'")
     assert databases == "", "the suite left databases behind"
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[Any]:
+    """A server for one test, whose authentication rules it may change without touching others."""
+    with load().LocalPostgres() as server:
+        yield server
+
+
 def test_generated_service_migrates_and_serves_crud_over_http(
-    rendered: Callable[[str], Path], postgres: Any, tmp_path: Path
+    rendered: Callable[[str], Path], own_postgres: Any, tmp_path: Path
 ) -> None:
     project = rendered("defaults")
     command = str(uv_sync(project) / package_of(project))
-    # The server trusts local connections, so the password is ignored: it is there to be hidden.
-    url = postgres.create_database("crud").replace("postgres@", "postgres:hunter2-secret@")
+    own_postgres.create_database("crud")
+    url = require_password(own_postgres, "crud", role="crud_owner", password=PASSWORD)
     port = free_port()
     env = clean_environment(
         DATABASE_URL=url, PORT=str(port), DATABASE_ECHO="true", LOG_FORMAT="json"
@@ -89,6 +108,12 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     base = f"http://127.0.0.1:{port}"
     request_id = uuid.uuid4().hex
     secret_headers = {"X-Request-ID": request_id, "Authorization": "Bearer t0ken-secret"}
+
+    # The server checks the password: a wrong one is refused, and not echoed in the error.
+    refused = migrate(command, project, {**env, "DATABASE_URL": url.replace(PASSWORD, WRONG)})
+    assert refused.returncode != 0
+    assert 'password authentication failed for user "crud_owner"' in refused.stderr
+    assert WRONG not in refused.stdout + refused.stderr
 
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as process:
         status, user, headers = call(
@@ -119,9 +144,9 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     assert of_request[-1]["name"] == "access"
     assert of_request[-1]["message"].startswith("POST /api/v1/users 201 ")
     assert any(line["message"].startswith("GET /api/v1/users/{user_id} 200") for line in lines)
-    assert "hunter2-secret" not in log  # neither the database password...
+    assert PASSWORD not in log  # neither the database password the service logged in with...
     assert "t0ken-secret" not in log  # ...nor an Authorization header ever reaches the log
-    assert postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'crud'") == "0"
+    assert own_postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'crud'") == "0"
 
 
 def test_generated_dev_runs_on_its_own_postgres_and_stops_it(

