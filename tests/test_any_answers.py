@@ -78,7 +78,7 @@ def typing_tools(rendered: Callable[[str], Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache for every render: the dependencies are checked once."""
+    """One mypy cache for every render: the dependencies are checked once per Python."""
     return tmp_path_factory.mktemp("mypy-cache")
 
 
@@ -113,5 +113,8 @@ def test_any_answers_render_lint_format_and_type_clean(
     run("ruff", "format", "--no-cache", "--check", *projects, cwd=root)
     for project in projects:
         assert not template_debris(project)
+        # Run from the batch's folder, so each project's modules are cached under paths of
+        # their own: two projects' `tests/probe.py` may match in size and mtime.
         mypy = (typing_tools / "mypy", "--python-executable", typing_tools / "python")
-        run(*mypy, "--cache-dir", mypy_cache, cwd=project)
+        config = ("--config-file", project / "pyproject.toml", "--cache-dir", mypy_cache)
+        run(*mypy, *config, project / "src", project / "tests", cwd=root)
