@@ -33,6 +33,13 @@ TEMPLATE_CHANGES = [
     ("template/README.md.jinja", "## Updating from the template", "## Updating"),
 ]
 
+# Revisions the newest release adds: an owner of the older one has applied only those before,
+# so the older release lacks these files (its models are the newest ones: nothing runs it).
+NEW_REVISIONS = [
+    "template/src/{{package_name}}/migrations/versions/{% if include_example_api %}"
+    "2026_12_01_2100-6075cd3118f1_bigint_identity_keys_optional_full_name.py{% endif %}",
+]
+
 
 def _edit(repository: Path, *, to_older: bool) -> None:
     for relative, newest, older in TEMPLATE_CHANGES:
@@ -47,12 +54,15 @@ def _edit(repository: Path, *, to_older: bool) -> None:
 
 
 def synthetic_releases(destination: Path) -> Path:
-    """A repository whose OLDER tag lacks TEMPLATE_CHANGES and whose NEWEST tag is the tree."""
+    """A repository whose OLDER tag lacks TEMPLATE_CHANGES and NEW_REVISIONS, NEWEST the tree."""
     repository = snapshot_template(destination)
+    newest = git(repository, "rev-parse", "HEAD").strip()
     _edit(repository, to_older=True)
+    git(repository, "rm", "--quiet", *NEW_REVISIONS)
     git(repository, "commit", "--quiet", "--all", "--amend", "--message", "Older release")
     git(repository, "tag", OLDER)
     _edit(repository, to_older=False)
+    git(repository, "checkout", "--quiet", newest, "--", *NEW_REVISIONS)
     git(repository, "commit", "--quiet", "--all", "--message", "Newest release")
     git(repository, "tag", NEWEST)
     return repository

@@ -1,5 +1,6 @@
 """A generated service's command run as a real process, and plain HTTP calls to it."""
 
+import http.client
 import json
 import os
 import signal
@@ -10,9 +11,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+REPLY_TIMEOUT_SECONDS = 10.0
 
 
 def free_port() -> int:
@@ -168,3 +172,73 @@ class PeakSessions(threading.Thread):
         """Poll every 50 ms."""
         while not self.done.wait(0.05):
             self.peak = max(self.peak, int(self.postgres.psql(self.query, database=self.database)))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response as the server sent it: status, headers (lower-case names) and raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body, decoded as JSON."""
+        return json.loads(self.body)
+
+    def __str__(self) -> str:
+        """Status, headers and the start of the body, for assertion messages."""
+        return f"{self.status} {dict(self.headers)} {self.body[:600]!r}"
+
+
+def exchange(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    *,
+    chunked: bool = False,
+    declared_length: int | None = None,
+) -> Reply:
+    """Send one request over a raw socket, byte for byte as given, and read the reply.
+
+    The body goes out from a thread while the reply is read, so a server that answers before it
+    has read a large body (413) is heard, not reset. `declared_length` claims a Content-Length
+    other than the body's; `chunked` sends the body in 64 KiB chunks and no Content-Length.
+    """
+    given = dict(headers or {})
+    lines = [f"{method} {target} HTTP/1.1"]
+    if not any(name.lower() == "host" for name in given):
+        lines.append(f"Host: 127.0.0.1:{port}")
+    lines += [f"{name}: {value}" for name, value in given.items()]
+    lines.append("Connection: close")
+    payload = body
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+        pieces = [body[start : start + 65536] for start in range(0, len(body), 65536)]
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+        payload += b"0\r\n\r\n"
+    elif body or declared_length is not None or method in {"POST", "PUT", "PATCH"}:
+        lines.append(f"Content-Length: {len(body) if declared_length is None else declared_length}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    with socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT_SECONDS) as connection:
+        connection.sendall(head)
+        sender = threading.Thread(target=_send_quietly, args=(connection, payload), daemon=True)
+        sender.start()
+        try:
+            response = http.client.HTTPResponse(connection, method=method)
+            response.begin()
+            data = response.read()
+        finally:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)  # wakes a sender the server stopped reading
+            sender.join(REPLY_TIMEOUT_SECONDS)
+    return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+
+
+def _send_quietly(connection: socket.socket, payload: bytes) -> None:
+    """Send what the server will take; a server that answered early may close on the rest."""
+    with suppress(OSError):
+        connection.sendall(payload)

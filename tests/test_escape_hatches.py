@@ -121,7 +121,7 @@ async def test_own_session_factory_serves_requests(settings: Settings) -> None:
 
     async with (
         LifespanManager(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://localhost") as client,
     ):
         response = await client.get("/session-classes")
 

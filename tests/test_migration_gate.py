@@ -48,8 +48,8 @@ def test_gate_fails_on_model_drift_and_passes_after_autogenerate(
     # A new column, without a migration.
     model.write_text(
         model.read_text().replace(
-            "    full_name: Mapped[str] = mapped_column(String(200))\n",
-            "    full_name: Mapped[str] = mapped_column(String(200))\n"
+            "    full_name: Mapped[str | None] = mapped_column(String(200))\n",
+            "    full_name: Mapped[str | None] = mapped_column(String(200))\n"
             "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
         )
     )

@@ -5,6 +5,7 @@ file only; the updated project's own suite then passes, its migration gate inclu
 """
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.update
 ANSWERS: dict[str, object] = {"project_name": "Demo Service"}
 PACKAGE = Path("src/demo_service")
 MARKERS = re.compile(r"^(<<<<<<< before updating|=======|>>>>>>> after updating)$", re.MULTILINE)
+MERGE = 'uv run alembic merge heads -m "merge template revisions"'
+ONE_HEAD = "tests/db/test_migrations.py::test_migrations_have_one_head"
 
 OWN_MODEL = '''"""A tag, the owner's own model."""
 
@@ -179,18 +182,18 @@ def test_update_keeps_owner_edits_applies_template_changes_and_marks_the_collisi
     assert '"""Errors our service raises on purpose;' in errors.read_text()
     git(project, "add", "--all")
     uv_sync(project)
-    run(
-        sys.executable,
-        "-m",
-        "uv",
-        "run",
-        "--python",
-        sys.executable,
-        "pytest",
-        "-q",
-        cwd=project,
-        env=clean_environment(TEST_DATABASE_URL=postgres.url),
-    )
+    # The template's new revision and the owner's both revise the initial one: two heads.
+    assert MERGE in result.stdout + result.stderr
+    uv_run = (sys.executable, "-m", "uv", "run", "--python", sys.executable)
+    gate = run(*uv_run, "pytest", "-q", "--no-cov", ONE_HEAD, cwd=project, check=False)
+    assert gate.returncode != 0
+    assert f"  {MERGE}\n" in gate.stdout
+    uv, subcommand, *merge_command = shlex.split(MERGE)
+    assert (uv, subcommand) == ("uv", "run")
+    run(*uv_run, *merge_command, cwd=project)
+    (merge,) = versions.glob("*_merge_template_revisions.py")
+    assert {"7a9c0e1f2b3d", "6075cd3118f1"} <= set(re.findall(r"[0-9a-f]{12}", merge.read_text()))
+    run(*uv_run, "pytest", "-q", cwd=project, env=clean_environment(TEST_DATABASE_URL=postgres.url))
 
 
 def test_update_without_owner_edits_gives_the_fresh_render(releases: Path, tmp_path: Path) -> None:

@@ -5,8 +5,29 @@ from typing import Any
 
 from asgi_correlation_id import correlation_id
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One invalid part of a request: where it is, what is wrong, and the kind of error."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """What went wrong, in the shape of RFC 9457; `errors` and `constraint` when they apply."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    request_id: str | None
+    errors: list[FieldError] | None = None
+    constraint: str | None = None
 
 
 def problem(status_code: int, detail: str, **extra: Any) -> JSONResponse:
@@ -20,3 +41,10 @@ def problem(status_code: int, detail: str, **extra: Any) -> JSONResponse:
         **extra,
     }
     return JSONResponse(body, status_code=status_code, media_type=PROBLEM_JSON)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, each a problem (see `api.openapi`)."""
+    return {
+        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
+    }

@@ -1,7 +1,8 @@
 """Errors the application raises on purpose; `api.errors` maps each to an HTTP status.
 
 AppError
-└── NotFoundError: a row the request names does not exist (404)
+├── NotFoundError: a row the request names does not exist (404)
+└── DatabaseUnavailableError: no connection to the database could be opened (503)
 """
 
 
@@ -17,3 +18,12 @@ class NotFoundError(AppError):
         super().__init__(f"There is no {resource} with id {key}.")
         self.resource = resource
         self.key = key
+
+
+class DatabaseUnavailableError(AppError):
+    """Opening a connection failed: the server is down, restarting, full or unreachable."""
+
+    def __init__(self, role: str, cause: BaseException) -> None:
+        """Name the role and the kind of failure, never its message (it may hold a host)."""
+        super().__init__(f"the {role} database is unavailable ({type(cause).__name__})")
+        self.role = role

@@ -1,5 +1,6 @@
 """The posts endpoints: the happy paths, filtering by author and every error of the contract."""
 
+import pytest
 from fastapi import status
 from httpx import AsyncClient
 
@@ -79,3 +80,33 @@ async def test_delete_post_is_204_then_404(client: AsyncClient) -> None:
 
     assert (await client.delete(f"/api/v1/posts/{post['id']}")).status_code == 204
     assert (await client.delete(f"/api/v1/posts/{post['id']}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("author_id", 2**53),
+        ("author_id", 99999999999999999999),
+        ("author_id", 0),
+        ("title", "a\x00b"),
+        ("body", "a\x00b"),
+        ("body", "x" * 10_001),
+    ],
+)
+async def test_create_post_refuses_what_the_database_cannot_hold(
+    client: AsyncClient, field: str, value: object
+) -> None:
+    author = await create_user(client)
+    body = {"title": "T", "body": "B", "author_id": author["id"], field: value}
+
+    response = await client.post("/api/v1/posts", json=body)
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", field]]
+
+
+async def test_list_posts_refuses_an_author_id_out_of_range(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/posts", params={"author_id": 2**63})
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert response.json()["errors"][0]["loc"] == ["query", "author_id"]

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+import pytest
 from fastapi import status
 from httpx import AsyncClient
 
@@ -96,7 +97,18 @@ async def test_update_user_stamps_updated_at_not_created_at(client: AsyncClient)
     assert updated["created_at"] == user["created_at"]
 
 
-async def test_update_user_refuses_null(client: AsyncClient) -> None:
+async def test_update_user_null_clears_a_nullable_field(client: AsyncClient) -> None:
+    user = await create_user(client, full_name="Ada")
+
+    response = await client.patch(f"/api/v1/users/{user['id']}", json={"full_name": None})
+
+    assert response.status_code == status.HTTP_200_OK
+    assert response.json()["full_name"] is None
+
+
+async def test_update_user_refuses_null_for_a_field_that_cannot_be_null(
+    client: AsyncClient,
+) -> None:
     user = await create_user(client)
 
     response = await client.patch(f"/api/v1/users/{user['id']}", json={"email": None})
@@ -138,3 +150,36 @@ async def test_delete_missing_user_is_404(client: AsyncClient) -> None:
     response = await client.delete("/api/v1/users/999999")
 
     assert response.status_code == status.HTTP_404_NOT_FOUND
+
+
+@pytest.mark.parametrize("user_id", [0, -1, 2**53, 2**63])
+async def test_user_ids_out_of_range_are_422_naming_the_path(
+    client: AsyncClient, user_id: int
+) -> None:
+    for method in ("GET", "PATCH", "DELETE"):
+        response = await client.request(method, f"/api/v1/users/{user_id}", json={})
+
+        assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT, method
+        assert response.json()["errors"][0]["loc"] == ["path", "user_id"]
+
+
+async def test_list_users_refuses_an_offset_past_the_largest_id(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/users", params={"offset": 99999999999999999999})
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert response.json()["errors"][0]["loc"] == ["query", "offset"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("full_name", "Ada\x00Lovelace"), ("full_name", "x" * 201), ("email", "a\x00@example.com")],
+)
+async def test_create_user_refuses_what_the_column_cannot_hold(
+    client: AsyncClient, field: str, value: str
+) -> None:
+    body = {"email": "ada@example.com", "full_name": "Ada", field: value}
+
+    response = await client.post("/api/v1/users", json=body)
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", field]]
