@@ -89,21 +89,25 @@ def test_answers_bad_value_on_the_command_line_exits_with_the_message(
     assert not destination.exists()
 
 
-def test_answers_slug_and_package_derive_from_a_non_ascii_name(
-    template: Path, tmp_path: Path
-) -> None:
+def derived_answers(template: Path, tmp_path: Path, project_name: str) -> str:
+    """The answers file of a project rendered with only a name given."""
     destination = tmp_path / "service"
-
     run_copy(
         str(template),
         destination,
-        data={"project_name": "  Café Überwachung: Größe 2!  "},
+        data={"project_name": project_name},
         defaults=True,
         vcs_ref="HEAD",
         quiet=True,
     )
+    return (destination / ".copier-answers.yml").read_text()
 
-    answers = (destination / ".copier-answers.yml").read_text()
+
+def test_answers_slug_and_package_derive_from_a_non_ascii_name(
+    template: Path, tmp_path: Path
+) -> None:
+    answers = derived_answers(template, tmp_path, "  Café Überwachung: Größe 2!  ")
+
     assert "project_slug: cafe-uberwachung-grosse-2" in answers
     assert "package_name: cafe_uberwachung_grosse_2" in answers
 
@@ -122,17 +126,9 @@ def test_answers_refused_modules_cover_a_real_install(rendered: Callable[[str], 
 def test_answers_derived_slug_fits_the_limit_and_starts_with_a_letter(
     template: Path, tmp_path: Path
 ) -> None:
-    destination = tmp_path / "service"
+    name = "3D Très Grande Société Générale des Chemins de Fer Européens"
 
-    run_copy(
-        str(template),
-        destination,
-        data={"project_name": "3D Très Grande Société Générale des Chemins de Fer Européens"},
-        defaults=True,
-        vcs_ref="HEAD",
-        quiet=True,
-    )
+    answers = derived_answers(template, tmp_path, name)
 
-    answers = (destination / ".copier-answers.yml").read_text()
     assert "project_slug: tres-grande-societe-generale-des-chemins\n" in answers
     assert "package_name: tres_grande_societe_generale_des_chemins\n" in answers

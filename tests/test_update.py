@@ -87,9 +87,11 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthetic_releases(tmp_path_factory.mktemp("releases") / "keel")
 
 
-def owned_project(releases: Path, destination: Path, version: str = OLDER) -> Path:
+def owned_project(
+    releases: Path, destination: Path, version: str = OLDER, answers: dict[str, object] = ANSWERS
+) -> Path:
     """Render a release and commit it, as a user starting a service does."""
-    render(releases, destination, ANSWERS, vcs_ref=version)
+    render(releases, destination, answers, vcs_ref=version)
     git(destination, "init", "--quiet", "--initial-branch", "main")
     git(destination, "add", "--all")
     git(destination, "commit", "--quiet", "--message", "Rendered from Keel")
@@ -235,11 +237,9 @@ def test_update_across_a_renamed_question_keeps_the_answer(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     releases = renamed_answer_releases(tmp_path_factory.mktemp("renamed") / "keel")
-    project = tmp_path / "service"
-    render(releases, project, {**ANSWERS, "example_api": False}, vcs_ref=OLDER)
-    git(project, "init", "--quiet", "--initial-branch", "main")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--message", "Rendered from Keel")
+    project = owned_project(
+        releases, tmp_path / "service", answers={**ANSWERS, "example_api": False}
+    )
 
     refused = update(project, "--vcs-ref", NEWEST)
     result = update(project, "--vcs-ref", NEWEST, "--trust")
@@ -262,11 +262,8 @@ def test_update_keeps_an_answer_a_later_rule_refuses(
     # Accepted by the first release, refused for new projects today: an update must keep it,
     # not drop it for the default (copier's way with a replayed answer its validator refuses).
     releases = first_commit_releases(tmp_path_factory.mktemp("first") / "keel")
-    project = tmp_path / "service"
-    render(releases, project, {**ANSWERS, "package_name": package}, vcs_ref=OLDER)
-    git(project, "init", "--quiet", "--initial-branch", "main")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--message", "Rendered from Keel")
+    answers = {**ANSWERS, "package_name": package}
+    project = owned_project(releases, tmp_path / "service", answers=answers)
 
     result = update(project, "--vcs-ref", NEWEST)
 
