@@ -25,7 +25,7 @@ import pytest
 
 from tests.figures import report
 from tests.local_postgres import load
-from tests.service import Reply, exchange, free_port, migrated_and_serving, stop
+from tests.service import Reply, call, exchange, free_port, migrated_and_serving, stop
 from tests.tools import clean_environment, package_of, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -390,8 +390,29 @@ def protocol_probes() -> Iterator[Any]:
     yield case("Host localhost", "GET", USERS, 200, host="localhost")
 
 
+@pytest.fixture(scope="module")
+def document(served: Served) -> dict[str, Any]:
+    """The served OpenAPI document."""
+    status, body, _ = call("GET", f"{served.base}/openapi.json")
+    assert status == 200
+    documented: dict[str, Any] = body
+    return documented
+
+
+def documented_statuses(document: dict[str, Any], method: str, target: str) -> set[str] | None:
+    """The statuses the document lists for the operation `target` names; None if it names none."""
+    path = target.split("?", 1)[0]
+    for template, operations in document["paths"].items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path) and method.lower() in operations:
+            return set(operations[method.lower()]["responses"])
+    return None
+
+
 @pytest.mark.parametrize("probe", [*id_probes(), *body_probes(), *protocol_probes()])
-def test_hostile_request_gets_its_documented_answer(served: Served, probe: Probe) -> None:
+def test_hostile_request_gets_its_documented_answer(
+    served: Served, document: dict[str, Any], probe: Probe
+) -> None:
     headers = {"Content-Type": probe.content_type} if probe.content_type else {}
     if probe.host is not None:
         headers["Host"] = probe.host
@@ -407,6 +428,11 @@ def test_hostile_request_gets_its_documented_answer(served: Served, probe: Probe
     request = f"{probe.method} {probe.target[:200]} ({len(probe.body)} bytes) -> {reply}"
 
     assert reply.status == probe.status, request
+    statuses = documented_statuses(document, probe.method, probe.target)
+    if statuses is not None:  # an operation of the document: its answer is listed there
+        assert str(reply.status) in statuses, (
+            f"{request}: undocumented, the document lists {statuses}"
+        )
     if probe.status < 400:
         assert reply.headers["content-type"].startswith("application/json"), request
         return
