@@ -586,22 +586,31 @@ def client_errors(marker: str, number: str, email: str, user_id: int) -> list[Ma
     ]
 
 
+def while_faulted(
+    fault: str, label: str, expected: int, marker: str, email: str, user: str
+) -> list[Marked]:
+    """A read and an insert of a user, sent during `fault`, each answering `expected`."""
+    return [
+        Marked(f"read, {label}", "GET", user, expected, USER_ITEM, fault=fault),
+        Marked(
+            f"insert, {label}",
+            "POST",
+            USERS,
+            expected,
+            USERS,
+            {"email": email, "full_name": marker},
+            fault=fault,
+        ),
+    ]
+
+
 def while_locked(marker: str, number: str, email: str, user: str) -> list[Marked]:
     """Requests sent while another session holds `users`: each statement times out (504)."""
     fault = "timeout"
     return [
-        Marked("read, locked", "GET", user, 504, USER_ITEM, fault=fault),
+        *while_faulted(fault, "locked", 504, marker, email, user),
         Marked(
             "page, locked", "GET", f"{USERS}?offset={number}&{marker}=1", 504, USERS, fault=fault
-        ),
-        Marked(
-            "insert, locked",
-            "POST",
-            USERS,
-            504,
-            USERS,
-            {"email": email, "full_name": marker},
-            fault=fault,
         ),
         Marked("update, locked", "PATCH", user, 504, USER_ITEM, {"full_name": marker}, fault=fault),
     ]
@@ -611,18 +620,9 @@ def while_down(marker: str, number: str, email: str, user: str) -> list[Marked]:
     """Requests sent while the database is down: 503 with Retry-After, one log line each."""
     fault = "outage"
     return [
-        Marked("read, down", "GET", user, 503, USER_ITEM, fault=fault),
+        *while_faulted(fault, "down", 503, marker, email, user),
         Marked(
             "page, down", "GET", f"{POSTS}?author_id={number}&{marker}=1", 503, POSTS, fault=fault
-        ),
-        Marked(
-            "insert, down",
-            "POST",
-            USERS,
-            503,
-            USERS,
-            {"email": email, "full_name": marker},
-            fault=fault,
         ),
         Marked(
             "update, down",

@@ -30,7 +30,7 @@ def _describe_problems(document: dict[str, Any]) -> None:
         for operation in path.values():
             for code, response in operation.get("responses", {}).items():
                 schema = response.get("content", {}).get("application/json", {}).get("schema")
-                if int(code) >= 400 and _is_problem(schema):
+                if code.isdigit() and int(code) >= 400 and _is_problem(schema):
                     response["content"] = {"application/problem+json": {"schema": PROBLEM_REF}}
     schemas = document.get("components", {}).get("schemas", {})
     for name in _FASTAPI_SHAPES:

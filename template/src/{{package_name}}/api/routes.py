@@ -25,8 +25,10 @@ def route_template(scope: Scope) -> str:
             for context in iter_route_contexts(app.routes)
             if context.path_format is not None
         }
+        # A route no context knows keeps its own path, and is not looked up again.
+        templates.setdefault(id(route), getattr(route, "path", "<unmatched>"))
         app.state.route_templates = templates
-    return templates.get(id(route), getattr(route, "path", "<unmatched>"))
+    return templates[id(route)]
 
 
 def allowed_methods(router: Router, scope: Scope) -> list[str]:
