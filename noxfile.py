@@ -33,7 +33,7 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render every answer set and check the files: layout, lint, types, refused answers."""
     install(session, "test")
-    selection = "not generated and not update"
+    selection = "not generated and not update and not pgbouncer"
     session.run("pytest", "-m", selection, *session.posargs, env=ENV)
 
 
@@ -49,6 +49,13 @@ def update(session: nox.Session) -> None:
     """Update projects rendered from older releases; owner edits must survive."""
     install(session, "test")
     session.run("pytest", "-m", "update", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def pgbouncer(session: nox.Session) -> None:
+    """Run a generated project's suite and a load through PgBouncer (apt-get install pgbouncer)."""
+    install(session, "test")
+    session.run("pytest", "-m", "pgbouncer", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

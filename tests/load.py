@@ -6,52 +6,96 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 Request = tuple[str, str, object]  # method, path, JSON body (or None)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One request: when it was sent and answered (monotonic seconds) and how it ended."""
+
+    started: float
+    ended: float
+    result: str  # the status ("200", "503", ...), "socket error" or "connect error"
+
+
+@dataclass
+class Load:
+    """What a run of `drive` saw: every outcome, in the order they ended."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def counts(self) -> Counter[str]:
+        """How many requests ended each way."""
+        return Counter(outcome.result for outcome in self.outcomes)
+
+    def failures(self) -> list[Outcome]:
+        """The requests that did not get a 2xx answer."""
+        return [outcome for outcome in self.outcomes if not outcome.result.startswith("2")]
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: Request
+) -> str:
+    method, path, body = request
+    data = json.dumps(body).encode() if body is not None else b""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    writer.write(head.encode() + data)
+    await writer.drain()
+    status = (await reader.readline()).split()[1].decode()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
 async def _connection(
-    port: int, deadline: float, next_request: Callable[[], Request], outcomes: Counter[str]
+    port: int, deadline: float, next_request: Callable[[], Request], load: Load
 ) -> None:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        outcomes["connect error"] += 1
-        return
-    try:
-        while time.monotonic() < deadline:
-            method, path, body = next_request()
-            data = json.dumps(body).encode() if body is not None else b""
-            head = (
-                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-            )
-            writer.write(head.encode() + data)
-            await writer.drain()
-            status = int((await reader.readline()).split()[1])
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            outcomes[str(status)] += 1
-    except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
-        outcomes["socket error"] += 1
-    finally:
-        writer.close()
+    """Send requests one after another; after a failed connection, open a new one."""
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            load.outcomes.append(Outcome(started, time.monotonic(), "connect error"))
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                status = await _exchange(reader, writer, next_request())
+                load.outcomes.append(Outcome(started, time.monotonic(), status))
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            load.outcomes.append(Outcome(started, time.monotonic(), "socket error"))
+        finally:
+            writer.close()
 
 
 async def drive(
     port: int, connections: int, seconds: float, next_request: Callable[[], Request]
 ) -> Counter[str]:
     """Send requests over `connections` keep-alive connections for `seconds`; count outcomes."""
-    outcomes: Counter[str] = Counter()
+    return (await run_load(port, connections, seconds, next_request)).counts()
+
+
+async def run_load(
+    port: int, connections: int, seconds: float, next_request: Callable[[], Request]
+) -> Load:
+    """As `drive`, keeping every outcome with its times."""
+    load = Load()
     deadline = time.monotonic() + seconds
     await asyncio.gather(
-        *(_connection(port, deadline, next_request, outcomes) for _ in range(connections))
+        *(_connection(port, deadline, next_request, load) for _ in range(connections))
     )
-    return outcomes
+    return load
 
 
 def reads_and_writes(user_path: str) -> Callable[[], Request]:

@@ -25,9 +25,9 @@ TEMPLATE_CHANGES = [
     ),
     # A value changed in a file the owner leaves alone.
     (
-        "template/src/{{package_name}}/api/health.py.jinja",
-        "READY_TIMEOUT_SECONDS = 2.0",
-        "READY_TIMEOUT_SECONDS = 3.0",
+        "template/src/{{package_name}}/core/settings.py.jinja",
+        "health_timeout_seconds: float = Field(default=0.5, gt=0)",
+        "health_timeout_seconds: float = Field(default=0.75, gt=0)",
     ),
     # A heading near the end of a file whose first line the owner changes.
     ("template/README.md.jinja", "## Updating from the template", "## Updating"),

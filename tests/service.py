@@ -28,7 +28,11 @@ def free_port() -> int:
 
 
 def call(
-    method: str, url: str, body: object = None, headers: Mapping[str, str] | None = None
+    method: str,
+    url: str,
+    body: object = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = REPLY_TIMEOUT_SECONDS,
 ) -> tuple[int, Any, Mapping[str, str]]:
     """Send one request; return the status, the decoded JSON body (or None) and the headers."""
     data = json.dumps(body).encode() if body is not None else None
@@ -37,7 +41,7 @@ def call(
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             raw, status, received = response.read(), response.status, response.headers
     except urllib.error.HTTPError as error:
         raw, status, received = error.read(), error.code, error.headers
@@ -64,6 +68,19 @@ def running(
     command: list[str], *, cwd: Path, env: Mapping[str, str], ready_url: str, log: Path
 ) -> Iterator[subprocess.Popen[str]]:
     """Run a service until the block ends, then stop it with SIGINT or SIGTERM as a user would."""
+    with launched(command, cwd=cwd, env=env, log=log) as process:
+        try:
+            wait_until_ready(ready_url, process)
+            yield process
+        except BaseException as error:
+            raise AssertionError(f"{error}\n--- service log ---\n{log.read_text()}") from error
+
+
+@contextmanager
+def launched(
+    command: list[str], *, cwd: Path, env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """Start a service in a process group of its own; kill the group if it outlives the block."""
     with log.open("w") as output:
         process = subprocess.Popen(
             command,
@@ -74,15 +91,12 @@ def running(
             text=True,
             start_new_session=True,
         )
-        try:
-            wait_until_ready(ready_url, process)
-            yield process
-        except BaseException as error:
-            raise AssertionError(f"{error}\n--- service log ---\n{log.read_text()}") from error
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def migrate(

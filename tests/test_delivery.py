@@ -6,13 +6,15 @@ schemas, the workflow is audited by zizmor, and all are checked against the sett
 """
 
 import re
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.tools import package_of, run
+from tests.tools import UV, package_of, run
 
 pytestmark = pytest.mark.render
 
@@ -123,3 +125,26 @@ def test_ci_and_image_run_the_same_python(project: Path) -> None:
     assert pinned == answers["python_version"]
     assert setup == [{"python-version-file": ".python-version"}]
     assert images == [pinned, pinned]  # build and runtime stages
+
+
+def test_compose_waits_longer_than_the_drain_before_it_kills(project: Path) -> None:
+    compose: dict[str, Any] = yaml.safe_load((project / "compose.yaml").read_text())
+    app = compose["services"]["app"]
+    grace = re.fullmatch(r"(\d+)s", app["stop_grace_period"])
+
+    assert grace is not None
+    assert int(grace.group(1)) > int(app["environment"]["GRACEFUL_SHUTDOWN_SECONDS"])
+
+
+def test_the_wheel_the_image_installs_leaves_the_development_tools_out(
+    rendered: Callable[[str], Path], tmp_path: Path
+) -> None:
+    project = rendered("defaults")  # the same build settings for every answer
+    run(UV, "build", "--wheel", "--quiet", "--out-dir", tmp_path, cwd=project)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    package = package_of(project)
+
+    assert f"{package}/main.py" in names
+    assert f"{package}/migrations/env.py" in names
+    assert not [name for name in names if "/devtools/" in name]

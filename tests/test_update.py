@@ -168,7 +168,8 @@ def test_update_keeps_owner_edits_applies_template_changes_and_marks_the_collisi
     assert '"orjson>=3.13.0"' in (project / "pyproject.toml").read_text()
     # Every template change that collides with nothing landed.
     assert "htmlcov/" in (project / ".gitignore").read_text()
-    assert "READY_TIMEOUT_SECONDS = 2.0" in (project / PACKAGE / "api" / "health.py").read_text()
+    settings = (project / PACKAGE / "core" / "settings.py").read_text()
+    assert "health_timeout_seconds: float = Field(default=0.5, gt=0)" in settings
     assert "## Updating from the template" in (project / "README.md").read_text()
     # The collision is marked in that file, and only there.
     errors = project / PACKAGE / "core" / "errors.py"

@@ -6,21 +6,29 @@ its own start/stop layer does not fit: it gives only a unix-socket URL, creates 
 users and changes folder permissions when run as root, and leaves the server running when
 its parent is killed. This module drives the binaries itself:
 
-* the server listens on 127.0.0.1 only, on a free port, with no unix socket;
+* the server listens on 127.0.0.1 only, with no unix socket; a durable cluster keeps its
+  port across restarts while the port is free, a throwaway one takes any free port;
+* a durable cluster (``dev``) asks for the superuser's password (scram-sha-256), kept in a
+  file only its owner may read; throwaway clusters (tests) trust local connections;
 * as root it runs as ``nobody`` (PostgreSQL refuses root), from a copy of the binaries
-  that ``nobody`` can read when the originals are out of its reach;
-* on Linux the server shuts down when the process that started it dies.
+  that ``nobody`` can read when the originals are out of its reach, and it never takes
+  over a data folder that belongs to another user;
+* on Linux the server shuts down when the process that started it dies, and ``stop()``
+  also ends the backends that a killed server left running.
 
 This file is copied verbatim into generated projects, so it uses only the standard library.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.util
 import logging
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -43,6 +51,16 @@ STOP_TIMEOUT_SECONDS = 10.0
 PORT_ATTEMPTS = 5
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 PORT_IN_USE_MESSAGES = ("Address already in use", "could not create any TCP/IP sockets")
+# In the data folder: the superuser's password, and the port a durable cluster last had.
+CREDENTIALS_FILE = "postgres.password"
+PORT_FILE = "postgres.port"
+SUPERUSER = "postgres"
+# Single-user mode, to set the password: stop at an error, and never log the statement.
+PASSWORD_SETTINGS = (
+    "exit_on_error=on",
+    "log_min_error_statement=panic",
+    "password_encryption=scram-sha-256",
+)
 _PR_SET_PDEATHSIG = 1
 
 _spawner_lock = threading.Lock()
@@ -90,6 +108,23 @@ def _server_account() -> _Account | None:
     return _Account(nobody.pw_uid, nobody.pw_gid)
 
 
+def _owner(folder: Path, account: _Account) -> int:
+    """Return the owner of ``folder``; raise unless it is root or ``account``."""
+    owner = folder.stat().st_uid
+    if owner not in (0, account.uid):  # never hand someone's files over to 'nobody'
+        import pwd
+
+        owner_name = f"uid {owner}"
+        with contextlib.suppress(KeyError):  # an account without a name
+            owner_name = f"'{pwd.getpwuid(owner).pw_name}' ({owner_name})"
+        raise LocalPostgresError(
+            f"{folder} belongs to {owner_name}, neither root nor 'nobody' (the account "
+            "PostgreSQL runs as); refusing to take it over. Use another folder, or make "
+            "root its owner if its files may be handed over to 'nobody'."
+        )
+    return owner
+
+
 def _reachable_by(path: Path, account: _Account) -> bool:
     """Whether ``account`` may enter ``path`` and every existing folder above it."""
     for folder in (path, *path.parents):
@@ -108,6 +143,38 @@ def _digest(text: str) -> str:
 def _tree(folder: Path) -> list[Path]:
     """List ``folder`` and everything below it, without following symlinks."""
     return [Path(top, name) for top, dirs, files in os.walk(folder) for name in ("", *dirs, *files)]
+
+
+def _read(path: Path) -> str | None:
+    """Return the text of the file ``path`` (never through a symlink), or None if missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd) as file:
+        return file.read()
+
+
+def _write_private(path: Path, text: str, account: _Account | None) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only (``account``)."""
+    staging = path.with_name(f".{path.name}.new")
+    staging.unlink(missing_ok=True)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never a planted link
+    with os.fdopen(fd, "w") as file:
+        if account is not None:
+            os.fchown(file.fileno(), account.uid, account.gid)
+        file.write(text)
+    os.replace(staging, path)
+
+
+def _without_trust(rules: str) -> str:
+    """Return ``pg_hba.conf`` with every ``trust`` method made ``scram-sha-256``."""
+    return "".join(
+        line
+        if line.lstrip().startswith("#")
+        else re.sub(r"(?<=\s)trust(?=\s|$)", "scram-sha-256", line)
+        for line in rules.splitlines(keepends=True)
+    )
 
 
 def _readable_bin_dir(bin_dir: Path, account: _Account | None) -> Path:
@@ -188,10 +255,11 @@ def _spawn(args: list[str], log_fd: int, account: _Account | None) -> subprocess
     ).result()
 
 
-def _run(args: list[str], account: _Account | None = None) -> str:
+def _run(args: list[str], account: _Account | None = None, stdin: str | None = None) -> str:
     """Run a PostgreSQL tool and return its stdout; raise with its output if it fails."""
     result = subprocess.run(  # noqa: S603 - our own tools with an argument list, no shell
         args,
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=tempfile.gettempdir(),
@@ -207,16 +275,37 @@ def _run(args: list[str], account: _Account | None = None) -> str:
     return result.stdout
 
 
+def _processes_in(data_dir: Path, executable: Path) -> list[int]:
+    """Return the pids of the processes running ``executable`` in ``data_dir`` (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    wanted = (str(data_dir.resolve()), str(executable.resolve()))
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):  # gone, a zombie, or someone else's
+            found = (os.readlink(f"/proc/{pid}/cwd"), os.readlink(f"/proc/{pid}/exe"))
+            if found == wanted:
+                pids.append(int(pid))
+    return pids
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
+def _stored_port(data_dir: Path) -> int | None:
+    text = (_read(data_dir / PORT_FILE) or "").strip()
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
 class LocalPostgres:
     """A PostgreSQL server run by this process, reachable over TCP on 127.0.0.1.
 
     ``data_dir=None`` makes a throwaway cluster in a temp folder, deleted by ``stop()``.
+    ``durable=True`` is for a cluster that is kept and used for a while (``dev``): it is
+    crash-safe, its superuser needs a password, and it keeps its port across restarts.
     ``durable=False`` trades crash safety for speed (no fsync, no full page writes).
     """
 
@@ -227,19 +316,12 @@ class LocalPostgres:
         self._requested_dir = data_dir
         self._requested_bin_dir = bin_dir
         self._durable = durable
-        self._primary: LocalPostgres | None = None
         self._bin_dir = Path()
         self._scratch: Path | None = None
         self._data_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
-
-    @classmethod
-    def replica_of(cls, primary: LocalPostgres, data_dir: Path | None = None) -> LocalPostgres:
-        """Describe a hot standby of ``primary``; ``start()`` takes the base backup if needed."""
-        replica = cls(data_dir, bin_dir=primary._requested_bin_dir)
-        replica._primary = primary
-        return replica
+        self._password: str | None = None
 
     @property
     def port(self) -> int:
@@ -250,8 +332,9 @@ class LocalPostgres:
 
     @property
     def url(self) -> str:
-        """URL of the ``postgres`` database as the ``postgres`` superuser (no password)."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        """URL of the ``postgres`` database as the ``postgres`` superuser, with its password."""
+        password = "" if self._password is None else f":{quote(self._password, safe='')}"
+        return f"postgresql://{SUPERUSER}{password}@127.0.0.1:{self.port}/postgres"
 
     @property
     def data_dir(self) -> Path:
@@ -259,6 +342,11 @@ class LocalPostgres:
         if self._data_dir is None:
             raise LocalPostgresError("The server has not been started.")
         return self._data_dir
+
+    @property
+    def password_file(self) -> Path | None:
+        """File holding the superuser's password; None when the cluster asks for none."""
+        return None if self._password is None else self.data_dir / CREDENTIALS_FILE
 
     def start(self) -> None:
         """Create the cluster if needed, start the server and wait until it takes connections."""
@@ -271,30 +359,13 @@ class LocalPostgres:
             raise
 
     def stop(self) -> None:
-        """Shut the server down (fast shutdown, then SIGKILL); delete a throwaway cluster."""
+        """Shut the server down, with every process it left; delete a throwaway cluster."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM if sys.platform == "win32" else signal.SIGINT)
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            self._end(process)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = self._data_dir = None
-
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` and return its URL."""
-        self._run_client("createdb", "--", name)
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{quote(name, safe='')}"
-
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        """Run ``sql`` with ``psql -Atc`` and return its output without the final newline."""
-        output = self._run_client(
-            "psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", database, "-Atc", sql
-        )
-        return output.removesuffix("\n")
 
     def __enter__(self) -> Self:
         """Start the server."""
@@ -313,29 +384,62 @@ class LocalPostgres:
     def _tool(self, name: str) -> str:
         return str(self._bin_dir / name)
 
-    def _run_client(self, tool: str, *args: str) -> str:
-        connection = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-        return _run([self._tool(tool), *connection, *args])
+    def _end(self, process: subprocess.Popen[bytes]) -> None:
+        """Fast shutdown of the postmaster (SIGKILL if it hangs), then SIGKILL what it left.
+
+        Each child of the postmaster leads a session of its own, so no process group holds
+        them all; they share the data folder as working directory. A killed postmaster
+        leaves its backends running: one busy with a query notices only at its next wait,
+        and until then it keeps its locks and the shared memory a new server needs. Its
+        ``postmaster.pid`` stays too, and says whose they are.
+        """
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM if sys.platform == "win32" else signal.SIGINT)
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._data_dir is None:
+            return
+        lock = (_read(self._data_dir / "postmaster.pid") or "").split("\n", 1)[0]
+        if lock == str(process.pid):  # it ran the cluster (else another server does: spare it)
+            for pid in _processes_in(self._data_dir, Path(self._tool("postgres"))):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _cluster_command(self, data_dir: Path) -> list[str]:
+        """Return the command that makes a cluster in the new ``data_dir`` (a subclass hook)."""
+        args = [self._tool("initdb"), "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust"]
+        return [*args, "-E", "UTF8", "--locale=C"]
+
+    def _server_settings(self) -> list[str]:
+        """Return the settings the server runs with, as ``-c`` values (a subclass hook)."""
+        settings = ["listen_addresses=127.0.0.1", "unix_socket_directories="]
+        return settings if self._durable else [*settings, *FAST_SETTINGS]
 
     def _start(self) -> None:
         account = _server_account()
         bin_dir = (self._requested_bin_dir or find_bin_dir()).resolve()
         self._bin_dir = _readable_bin_dir(bin_dir, account)
         data_dir = self._prepare_data_dir(account)
-        if not (data_dir / "PG_VERSION").exists():
-            self._create_cluster(data_dir, account)
+        self._prepare_cluster(data_dir, account)
+        if self._port is None and self._durable:  # a restart of this object keeps its own
+            self._port = _stored_port(data_dir)
         log_path = data_dir / "server.log"
         for attempt in range(PORT_ATTEMPTS):  # a free port may be taken before postgres binds it
             port = self._port if attempt == 0 and self._port else _free_port()
             with log_path.open("wb") as log_file:
-                self._process = _spawn(
-                    self._server_args(data_dir, port), log_file.fileno(), account
-                )
+                args = self._server_args(data_dir, port)
+                self._process = _spawn(args, log_file.fileno(), account)
             self._port = port
             ready = self._wait_until_ready(self._process, data_dir / "postmaster.pid")
             if ready:
+                if self._durable and _stored_port(data_dir) != port:
+                    _write_private(data_dir / PORT_FILE, f"{port}\n", account)
                 return
-            self._process = None
+            process, self._process = self._process, None
+            self._end(process)  # and whatever it started before it failed
             log_tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
             if ready is None:
                 raise LocalPostgresError(
@@ -352,6 +456,8 @@ class LocalPostgres:
             data_dir = self._scratch / "data"
         else:
             data_dir = self._requested_dir.absolute()
+            if account is not None and data_dir.exists():
+                _owner(data_dir, account)  # before the data may move elsewhere
             if account is not None and not _reachable_by(data_dir.parent, account):
                 fallback = Path(
                     tempfile.gettempdir(), f"local-postgres-data-{_digest(str(data_dir))}"
@@ -365,9 +471,9 @@ class LocalPostgres:
                 if data_dir.is_symlink():  # a predictable /tmp name: never follow a planted link
                     raise LocalPostgresError(f"{data_dir} is a symlink; refusing to use it.")
         data_dir.mkdir(parents=True, exist_ok=True)
-        if account is not None:  # the server account must own its folders
-            for folder in (self._scratch, data_dir):
-                if folder is not None and folder.stat().st_uid != account.uid:
+        if account is not None:  # the server account must own its folders, and no one else's
+            for folder in [self._scratch, data_dir] if self._scratch else [data_dir]:
+                if _owner(folder, account) != account.uid:
                     for path in _tree(folder):
                         os.chown(path, account.uid, account.gid, follow_symlinks=False)
         if sys.platform != "win32":
@@ -375,25 +481,43 @@ class LocalPostgres:
         self._data_dir = data_dir
         return data_dir
 
-    def _create_cluster(self, data_dir: Path, account: _Account | None) -> None:
-        if self._primary is None:
-            args = [self._tool("initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"]
-            args += ["-E", "UTF8", "--locale=C"]
-        else:
-            args = [self._tool("pg_basebackup"), "-D", str(data_dir), "-R", "-X", "stream"]
-            args += ["-h", "127.0.0.1", "-p", str(self._primary.port), "-U", "postgres"]
-            args += ["--checkpoint=fast"]  # the default spread checkpoint can take minutes
-        _run(args if self._durable else [*args, "--no-sync"], account)
+    def _prepare_cluster(self, data_dir: Path, account: _Account | None) -> None:
+        """Make the cluster if there is none; give a durable one a password if it has none."""
+        existed = (data_dir / "PG_VERSION").exists()
+        if not existed:
+            command = self._cluster_command(data_dir)
+            _run(command if self._durable else [*command, "--no-sync"], account)
+        password_file = data_dir / CREDENTIALS_FILE
+        if self._durable and not (_read(password_file) or "").strip():
+            self._require_password(data_dir, account)
+            if existed:  # made by an older version of this file, or its password file was lost
+                logger.warning(
+                    "The PostgreSQL cluster in %s let anyone on this machine connect without a "
+                    "password; it now asks for one (scram-sha-256), kept in %s.",
+                    data_dir,
+                    password_file,
+                )
+        self._password = (_read(password_file) or "").strip() or None
+
+    def _require_password(self, data_dir: Path, account: _Account | None) -> None:
+        """Give the superuser a new random password and make every rule ask for it.
+
+        The password is set in single-user mode, before any server listens, and reaches
+        PostgreSQL on stdin, never on a command line. The password file is written last:
+        until it exists, the next start sets a new password.
+        """
+        password = secrets.token_urlsafe(24)  # letters, digits, '-' and '_': nothing to escape
+        command = [self._tool("postgres"), "--single", "-D", str(data_dir)]
+        command += [arg for setting in PASSWORD_SETTINGS for arg in ("-c", setting)]
+        statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'\n"
+        _run([*command, "postgres"], account, stdin=statement)
+        rules = data_dir / "pg_hba.conf"
+        _write_private(rules, _without_trust(_read(rules) or ""), account)
+        _write_private(data_dir / CREDENTIALS_FILE, f"{password}\n", account)
 
     def _server_args(self, data_dir: Path, port: int) -> list[str]:
-        settings = ["listen_addresses=127.0.0.1", "unix_socket_directories="]
-        settings += [] if self._durable else list(FAST_SETTINGS)
-        if self._primary is not None:  # follow the primary even if it moved to another port
-            settings.append(
-                f"primary_conninfo=host=127.0.0.1 port={self._primary.port} user=postgres"
-            )
         args = [self._tool("postgres"), "-D", str(data_dir), "-p", str(port)]
-        return args + [arg for setting in settings for arg in ("-c", setting)]
+        return args + [arg for setting in self._server_settings() for arg in ("-c", setting)]
 
     @staticmethod
     def _wait_until_ready(process: subprocess.Popen[bytes], pid_file: Path) -> bool | None:

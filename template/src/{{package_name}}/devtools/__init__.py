@@ -1,0 +1,1 @@
+"""Development tools (a local PostgreSQL server); the running service never imports them."""
