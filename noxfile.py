@@ -59,6 +59,13 @@ def pgbouncer(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def openapi(session: nox.Session) -> None:
+    """Rewrite the generated projects' committed OpenAPI documents from what they serve."""
+    install(session, "test")
+    session.run("python", "-m", "tests.openapi_snapshots", env=ENV)
+
+
+@nox.session(python=PYTHON)
 def names(session: nox.Session) -> None:
     """Rewrite the module names a package may not take, from a real install of a project."""
     install(session, "test")

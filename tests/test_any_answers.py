@@ -4,12 +4,14 @@ A render takes about half a second and a lint run longer, so each example is a b
 sets rendered one after another and linted together: one ruff run, one shared mypy cache.
 """
 
+import json
 import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +61,18 @@ def answer_sets(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             answers[question] = draw(values)
     return answers
+
+
+def openapi_title(project: Path) -> str:
+    """The title of the project's committed OpenAPI document."""
+    document = json.loads((project / "openapi.json").read_text(encoding="utf-8"))
+    return str(document["info"]["title"])
+
+
+def answered_name(project: Path) -> str:
+    """The project name the answers file records, as the app shows it."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    return str(answers["project_name"]).strip()
 
 
 def refusal_of(template: Path, destination: Path, answers: dict[str, Any]) -> str | None:
@@ -113,6 +127,8 @@ def test_any_answers_render_lint_format_and_type_clean(
     run("ruff", "format", "--no-cache", "--check", *projects, cwd=root)
     for project in projects:
         assert not template_debris(project)
+        # The API's committed contract names the service as its app does, in valid JSON.
+        assert openapi_title(project) == answered_name(project)
         # Run from the batch's folder, so each project's modules are cached under paths of
         # their own: two projects' `tests/probe.py` may match in size and mtime.
         mypy = (typing_tools / "mypy", "--python-executable", typing_tools / "python")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.tools import UV, package_of, run
+from tests.tools import UV, clean_environment, package_of, run
 
 pytestmark = pytest.mark.render
 
@@ -88,18 +88,46 @@ def test_workflow_runs_the_readme_commands(project: Path) -> None:
         (project / ".github" / "workflows" / "ci.yml").read_text()
     )
     readme = (project / "README.md").read_text()
+    package = package_of(project)
     commands = [
-        step["run"]
+        # "$SERVICE" is the package, read from pyproject.toml (next test); `serve` in the background
+        step["run"].replace('"$SERVICE"', package).removesuffix(" > serve.log 2>&1 &")
         for step in workflow["jobs"]["check"]["steps"]
-        if "uv run" in step.get("run", "")
+        if "uv run" in step.get("run", "") and runs_for(project, step)
     ]
+    app = "--app-url http://127.0.0.1:8000"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    checks = ["sample-data", "concurrency"] if answers["include_example_api"] else []
 
     assert commands == [
         "uv run ruff check . && uv run ruff format --check . && uv run mypy",
         "uv run pytest",
+        f"uv run {package} migrate",
+        f"uv run {package} serve",
+        f"uv run python -m tests.integration health {app} --wait 60",
+        *[f"uv run python -m tests.integration {name} {app}" for name in checks],
     ]
-    for command in commands:
-        assert f"`{command}`" in readme, command
+    for command in commands:  # inline in the README, or a line of one of its code blocks
+        assert f"`{command}`" in readme or f"\n{command}\n" in readme, command
+
+
+def test_workflow_names_the_service_from_pyproject(project: Path, tmp_path: Path) -> None:
+    workflow: dict[str, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    (naming,) = [
+        step for step in workflow["jobs"]["check"]["steps"] if "GITHUB_ENV" in step.get("run", "")
+    ]
+    github_env = tmp_path / "github_env"
+    run("bash", "-c", naming["run"], cwd=project, env=clean_environment(GITHUB_ENV=str(github_env)))
+
+    assert github_env.read_text() == f"SERVICE={package_of(project)}\n"
+
+
+def runs_for(project: Path, step: dict[str, Any]) -> bool:
+    """Whether a workflow step runs for this project: its `hashFiles(...)` guard, if any, holds."""
+    guard = re.fullmatch(r"hashFiles\('([^']+)'\) != ''", step.get("if", ""))
+    return guard is None or (project / guard.group(1)).is_file()
 
 
 def test_pre_commit_runs_the_same_linters(project: Path) -> None:

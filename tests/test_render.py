@@ -32,6 +32,7 @@ def test_render_has_the_layered_layout(project: Path) -> None:
         ".gitignore",
         ".env.example",
         ".copier-answers.yml",
+        "openapi.json",
         "tests/conftest.py",
     ]
     for relative in expected:
@@ -53,6 +54,7 @@ def test_render_includes_the_example_only_when_asked(project: Path) -> None:
     assert (project / "tests" / "api" / "v1").exists() == wanted
     assert ("import User" in (package / "db" / "models" / "__init__.py").read_text()) == wanted
     assert ("email-validator" in (project / "pyproject.toml").read_text()) == wanted
+    assert ('"/api/v1/users"' in (project / "openapi.json").read_text()) == wanted
 
 
 def test_render_leaves_no_template_syntax_or_debris(project: Path) -> None:

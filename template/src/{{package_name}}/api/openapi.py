@@ -4,6 +4,7 @@ FastAPI describes error responses as `application/json`, and validation errors i
 shape; the service answers `application/problem+json` bodies of one shape (`api.problems`).
 """
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,11 @@ def use_problem_documents(app: FastAPI) -> None:
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign] # FastAPI's documented override
+
+
+def document(app: FastAPI) -> str:
+    """The OpenAPI document as `openapi.json` keeps it: indented, keys in the app's order."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _describe_problems(document: dict[str, Any]) -> None:

@@ -16,6 +16,9 @@ down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# squawk lints this revision's SQL (tests/db/test_migration_safety.py). To break one of its rules
+# on purpose, name it with the reason: squawk_accepted = {"changing-column-type": "why"}
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}

@@ -1,0 +1,57 @@
+"""`python -m tests.integration COMMAND --app-url URL`: exit 0 when the checks pass, 1 when not.
+
+A failure prints one line naming what was wrong (stderr), so CI logs say it without a traceback.
+"""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import httpx
+
+from tests.integration.client import unreachable
+from tests.integration.command import CheckFailed
+from tests.integration.commands import COMMANDS
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per command, each taking `--app-url`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--app-url",
+        required=True,
+        metavar="URL",
+        help="where the app serves, e.g. http://127.0.0.1:8000",
+    )
+    root = argparse.ArgumentParser(
+        prog="python -m tests.integration",
+        description="Check a running instance of the service over HTTP.",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        subparser = commands.add_parser(
+            command.name, parents=[common], help=command.help, description=command.help
+        )
+        command.add_arguments(subparser)
+        subparser.set_defaults(run=command.run)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command given; return the exit status."""
+    arguments = parser().parse_args(argv)
+    try:
+        asyncio.run(arguments.run(arguments))
+    except httpx.TransportError as error:
+        problem = unreachable(arguments.app_url, error)
+    except CheckFailed as failure:
+        problem = str(failure)
+    else:
+        return 0
+    print(f"{arguments.command}: FAILED: {problem}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
