@@ -114,7 +114,7 @@ def test_answers_slug_and_package_derive_from_a_non_ascii_name(
 
 def test_answers_refused_modules_cover_a_real_install(rendered: Callable[[str], Path]) -> None:
     project = rendered(EVERY_DEPENDENCY)
-    venv = uv_sync(project).parent
+    venv = uv_sync(project, all_extras=True).parent
     stdlib, dependencies = committed_lists()
 
     missing_stdlib = stdlib_modules() - stdlib

@@ -56,16 +56,19 @@ def run(
     return result
 
 
-def uv_sync(project: Path, python: Path | None = None) -> Path:
+def uv_sync(project: Path, python: Path | None = None, *, all_extras: bool = False) -> Path:
     """Install a generated project (runtime and dev groups) into a virtualenv; return its bin.
 
-    With this interpreter it is the project's own .venv; with another one, a virtualenv beside
-    the project named after it. Bytecode is compiled at install, as a user's first run would
-    leave it; this machine sets PYTHONDONTWRITEBYTECODE, which would otherwise recompile every
-    import of every run.
+    With this interpreter it is the project's own .venv; with another one, or with every
+    optional extra, a virtualenv beside the project named after it. Bytecode is compiled at
+    install, as a user's first run would leave it; this machine sets PYTHONDONTWRITEBYTECODE,
+    which would otherwise recompile every import of every run.
     """
     venv = project / ".venv" if python is None else project.parent / f"venv-{python.name}"
-    command = (UV, "sync", "--quiet", "--compile-bytecode", "--python", python or sys.executable)
+    command = [UV, "sync", "--quiet", "--compile-bytecode", "--python", python or sys.executable]
+    if all_extras:
+        venv = venv.with_name(f"{venv.name}-all-extras")
+        command.append("--all-extras")
     run(*command, cwd=project, env=clean_environment(UV_PROJECT_ENVIRONMENT=str(venv)))
     return venv / "bin"
 
