@@ -69,10 +69,15 @@ def test_every_question_but_the_name_has_a_default() -> None:
 def test_files_owners_grow_are_created_once() -> None:
     skipped = copier_settings()["_skip_if_exists"]
 
-    assert skipped == ["src/*/db/models/__init__.py", "src/*/api/v1/__init__.py"]
+    assert skipped == [
+        "src/*/db/models/__init__.py",
+        "src/*/api/v1/__init__.py",
+        "tests/integration/commands.py",
+    ]
     package = ROOT / "template" / "src" / "{{package_name}}"
     assert (package / "db" / "models" / "__init__.py.jinja").is_file()
     assert (package / "api" / "v1" / "__init__.py.jinja").is_file()
+    assert (ROOT / "template" / "tests" / "integration" / "commands.py.jinja").is_file()
 
 
 def test_every_release_in_the_changelog_says_how_to_upgrade() -> None:

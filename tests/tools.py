@@ -82,6 +82,7 @@ def package_of(project: Path) -> str:
     return found.group(1)
 
 
+GITHUB_EXPRESSION = r"\$\{\{ [^}]* \}\}"
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
 
 
@@ -113,10 +114,12 @@ def template_debris(project: Path) -> list[str]:
         text = path.read_text()
         if not text:  # an empty placeholder such as .gitkeep
             continue
-        bare = text
+        # GitHub's own expressions stay; taken out first, so an answer such as "$" that is
+        # taken out of the text cannot leave a "{{" of theirs behind.
+        bare = re.sub(GITHUB_EXPRESSION, "", text)
         for value in values:
             bare = bare.replace(value, "")
-        bare = re.sub(r"\$\{\{ [^}]* \}\}", "", bare)  # GitHub's own expressions stay
+        bare = re.sub(GITHUB_EXPRESSION, "", bare)
         if path.suffix != ".mako" and re.search(r"\{\{|\{%|%\}|\{#", bare):
             found.append(f"{path}: template syntax")
         if not text.endswith("\n") or text.endswith("\n\n"):

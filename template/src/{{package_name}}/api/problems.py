@@ -8,6 +8,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 PROBLEM_JSON = "application/problem+json"
+# The names RFC 9110 gives these statuses, which Python's `http` module took up only in 3.13:
+# titles and the OpenAPI document stay the same whatever Python serves them.
+RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
 class FieldError(BaseModel):
@@ -34,7 +37,7 @@ def problem(status_code: int, detail: str, **extra: Any) -> JSONResponse:
     """Build a problem response: `title` is the status phrase, `detail` says what went wrong."""
     body = {
         "type": "about:blank",
-        "title": HTTPStatus(status_code).phrase,
+        "title": phrase(status_code),
         "status": status_code,
         "detail": detail,
         "request_id": correlation_id.get(),
@@ -45,6 +48,9 @@ def problem(status_code: int, detail: str, **extra: Any) -> JSONResponse:
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these statuses, each a problem (see `api.openapi`)."""
-    return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
-    }
+    return {status: {"model": Problem, "description": phrase(status)} for status in statuses}
+
+
+def phrase(status_code: int) -> str:
+    """The status's name, as RFC 9110 gives it."""
+    return RFC_9110_PHRASES.get(status_code) or HTTPStatus(status_code).phrase
