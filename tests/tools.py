@@ -66,8 +66,8 @@ def uv_sync(project: Path, python: Path | None = None, *, all_extras: bool = Fal
     """
     venv = project / ".venv" if python is None else project.parent / f"venv-{python.name}"
     command = [UV, "sync", "--quiet", "--compile-bytecode", "--python", python or sys.executable]
-    if all_extras:
-        venv = venv.with_name(f"{venv.name}-all-extras")
+    if all_extras:  # beside the project, never in it (its linters would read it)
+        venv = project.parent / f"venv-{python.name if python else 'default'}-all-extras"
         command.append("--all-extras")
     run(*command, cwd=project, env=clean_environment(UV_PROJECT_ENVIRONMENT=str(venv)))
     return venv / "bin"
