@@ -2,9 +2,13 @@
 
 Starts a throwaway PostgreSQL, renders and installs the default project, migrates it, seeds
 10,000 users, then serves the project (`<package> serve`, one worker, shipped settings: request
-ids, access logs and error handlers on) and the baseline (`bench/baseline.py`) side by side on
-the same database. wrk drives each at 64 connections, GET and POST, 10 s after a warm-up,
-alternating baseline and service twice. Prints a table, one JSON line per run and the ratios.
+ids, access logs, error handlers and API keys on) and the baseline (`bench/baseline.py`) side by
+side on the same database. The same project rendered with `auth=none` ("open") is served too, on
+a database of its own seeded alike, to price authentication. wrk drives each at 64 connections,
+GET and POST, 10 s after a warm-up, alternating baseline, service and open twice, every request
+carrying the same API key (issued by the project's CLI; the others ignore it). Prints a table,
+one JSON line per run, the ratios to the baseline and the server CPU per request with and
+without the key check.
 """
 
 import json
@@ -27,12 +31,35 @@ from tests.tools import UV, clean_environment, run, uv_sync
 CONNECTIONS, SECONDS, WARM_UP, ROUNDS, USERS = 64, 10, 3, 2, 10_000
 ENDPOINTS = {"GET": "get.lua", "POST": "post.lua"}
 SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-SERVICE_SESSIONS = SESSIONS + "'demo_service-%'"
+SERVICE_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench'"
+OPEN_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_open'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
 # The service's shipped DATABASE_POOL_SIZE (no overflow); the baseline gets one pool that size.
 POOL_SIZE = 10
 # The most connections each may open: the service has a writer pool and a reader pool.
-CONNECTION_LIMITS = {"service": 2 * POOL_SIZE, "baseline": POOL_SIZE}
+CONNECTION_LIMITS = {"service": 2 * POOL_SIZE, "open": 2 * POOL_SIZE, "baseline": POOL_SIZE}
+DEFAULTS = {"project_name": "Demo Service"}  # API keys, as `copier copy --defaults` gives
+OPEN = {**DEFAULTS, "auth": "none"}  # the same project with no authentication
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) the processes of a server's group have used so far.
+
+    A server runs in a process group of its own (`tests.service.launched`); one worker is one
+    process, but a group counts whatever the server forks.
+    """
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:  # its process group
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -56,23 +83,67 @@ def prepare(work: Path, figures: dict[str, float]) -> tuple[Path, Path]:
     template = snapshot_template(work / "keel")
     with timed(figures, "copy to green suite (s)"):
         with timed(figures, "render (s)"):
-            project = render(template, work / "service", {"project_name": "Demo Service"})
+            project = render(template, work / "service", DEFAULTS)
         bin_dir = uv_sync(project)
         with timed(figures, "generated suite (s)"):
             run(UV, "run", "--python", sys.executable, "pytest", "-q", cwd=project)
     return project, bin_dir
 
 
+def prepare_open(work: Path) -> tuple[Path, Path]:
+    """Render and install the project without authentication; return it and its bin folder."""
+    project = render(work / "keel", work / "open", OPEN)
+    return project, uv_sync(project)
+
+
+def seeded(postgres: Any, name: str, project: Path, bin_dir: Path) -> dict[str, str]:
+    """A new database migrated by the project and seeded with USERS users; the project's env."""
+    env = clean_environment(DATABASE_URL=postgres.create_database(name))
+    run(bin_dir / "demo_service", "migrate", cwd=project, env=env)
+    postgres.psql(
+        "INSERT INTO users (email, full_name) SELECT 'seed' || n || '@example.com', "  # noqa: S608
+        f"'Seed ' || n FROM generate_series(1, {USERS}) AS n",  # USERS is a constant
+        database=name,
+    )
+    return env
+
+
+def serve(
+    stack: ExitStack, project: Path, bin_dir: Path, env: dict[str, str], log: Path
+) -> tuple[int, int]:
+    """Serve a project with one worker until the stack closes; return its port and process id."""
+    port = free_port()
+    process = stack.enter_context(
+        running(
+            [str(bin_dir / "demo_service"), "serve"],
+            cwd=project,
+            env={**env, "PORT": str(port), "WEB_CONCURRENCY": "1"},
+            ready_url=f"http://127.0.0.1:{port}/health/ready",
+            log=log,
+        )
+    )
+    return port, process.pid
+
+
 def measure(
-    name: str, port: int, pid: int, postgres: Any, sessions: str, endpoint: str, round_: int
+    name: str,
+    port: int,
+    pid: int,
+    postgres: Any,
+    sessions: str,
+    endpoint: str,
+    round_: int,
+    headers: dict[str, str],
 ) -> dict[str, Any]:
     """One wrk run against one server; returns its figures."""
     watcher = PeakSessions(postgres, sessions, database="bench")
     watcher.start()
     env = {**os.environ, "USERS": str(USERS), "RUN": f"{name}-{round_}-{time.time_ns()}"}
+    cpu_before = cpu_seconds(pid)
     report: Report = run_wrk(
-        f"http://127.0.0.1:{port}", ENDPOINTS[endpoint], SECONDS, CONNECTIONS, env
+        f"http://127.0.0.1:{port}", ENDPOINTS[endpoint], SECONDS, CONNECTIONS, env, headers
     )
+    cpu = cpu_seconds(pid) - cpu_before
     watcher.done.set()
     watcher.join()
     return {
@@ -85,6 +156,7 @@ def measure(
         "requests": report.requests,
         "non_2xx": report.non_2xx,
         "socket_errors": report.socket_errors,
+        "cpu_us_per_request": round(cpu * 1e6 / max(report.requests, 1), 1),
         "peak_rss_mb": round(peak_rss_mb(pid), 1),
         "db_connections": watcher.peak,
         "db_connection_limit": CONNECTION_LIMITS[name],
@@ -100,24 +172,20 @@ def main() -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="keel-bench-")))
         postgres = stack.enter_context(load().LocalPostgres())
         project, bin_dir = prepare(work, figures)
-        database = postgres.create_database("bench")
-        env = clean_environment(DATABASE_URL=database)
-        run(bin_dir / "demo_service", "migrate", cwd=project, env=env)
-        postgres.psql(
-            "INSERT INTO users (email, full_name) SELECT 'seed' || n || '@example.com', "  # noqa: S608
-            f"'Seed ' || n FROM generate_series(1, {USERS}) AS n",  # USERS is a constant
-            database="bench",
+        open_project, open_bin_dir = prepare_open(work)
+        env = seeded(postgres, "bench", project, bin_dir)
+        open_env = seeded(postgres, "bench_open", open_project, open_bin_dir)
+        # A key to read and write, as a client gets one; every request of every run sends it.
+        issued = run(
+            bin_dir / "demo_service",
+            *("api-key", "create", "--name", "bench", "--scope", "read", "--scope", "write"),
+            cwd=project,
+            env=env,
         )
-        service_port, baseline_port = free_port(), free_port()
-        service = stack.enter_context(
-            running(
-                [str(bin_dir / "demo_service"), "serve"],
-                cwd=project,
-                env={**env, "PORT": str(service_port), "WEB_CONCURRENCY": "1"},
-                ready_url=f"http://127.0.0.1:{service_port}/health/ready",
-                log=work / "service.log",
-            )
-        )
+        headers = {"Authorization": f"Bearer {issued.stdout.strip()}"}
+        service = serve(stack, project, bin_dir, env, work / "service.log")
+        opened = serve(stack, open_project, open_bin_dir, open_env, work / "open.log")
+        baseline_port = free_port()
         baseline = stack.enter_context(
             running(
                 [
@@ -138,7 +206,7 @@ def main() -> None:
                 cwd=Path(__file__).parent.parent,
                 env={
                     **os.environ,
-                    "BASELINE_DATABASE_URL": database,
+                    "BASELINE_DATABASE_URL": env["DATABASE_URL"],
                     "BASELINE_POOL_SIZE": str(POOL_SIZE),
                 },
                 ready_url=f"http://127.0.0.1:{baseline_port}/api/v1/users/1",
@@ -147,41 +215,56 @@ def main() -> None:
         )
         servers = {
             "baseline": (baseline_port, baseline.pid, BASELINE_SESSIONS),
-            "service": (service_port, service.pid, SERVICE_SESSIONS),
+            "service": (*service, SERVICE_SESSIONS),
+            "open": (*opened, OPEN_SESSIONS),
         }
         for port, _, _ in servers.values():  # warm-up, not recorded
             for script in ENDPOINTS.values():
-                run_wrk(f"http://127.0.0.1:{port}", script, WARM_UP, CONNECTIONS, dict(os.environ))
+                url = f"http://127.0.0.1:{port}"
+                run_wrk(url, script, WARM_UP, CONNECTIONS, dict(os.environ), headers)
         for round_ in range(1, ROUNDS + 1):
             for endpoint in ENDPOINTS:
                 for name, (port, pid, sessions) in servers.items():
-                    result = measure(name, port, pid, postgres, sessions, endpoint, round_)
+                    result = measure(name, port, pid, postgres, sessions, endpoint, round_, headers)
                     results.append(result)
                     print(json.dumps(result), flush=True)
     report(results, figures)
 
 
 def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
-    """Print the table of runs, the service/baseline ratios and the workflow timings."""
+    """Print the table of runs, the ratios to the baseline, the price of API keys, the timings."""
     print(
         f"\n{'server':9} {'endpoint':8} {'round':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'non-2xx':>8} {'sock err':>8} {'RSS MiB':>8} {'db conns':>8}"
+        f"{'non-2xx':>8} {'sock err':>8} {'CPU µs/req':>10} {'RSS MiB':>8} {'db conns':>8}"
     )
     for r in results:
         print(
             f"{r['server']:9} {r['endpoint']:8} {r['round']:>5} {r['rps']:>9.0f} "
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non_2xx']:>8} {r['socket_errors']:>8} "
-            f"{r['peak_rss_mb']:>8.1f} {r['db_connections']:>5}/{r['db_connection_limit']:<2}"
+            f"{r['cpu_us_per_request']:>10.0f} {r['peak_rss_mb']:>8.1f} "
+            f"{r['db_connections']:>5}/{r['db_connection_limit']:<2}"
         )
     print()
     rps = {(r["server"], r["endpoint"], r["round"]): r["rps"] for r in results}
+    cpu = {(r["server"], r["endpoint"], r["round"]): r["cpu_us_per_request"] for r in results}
+    rounds = range(1, ROUNDS + 1)
     for endpoint in ENDPOINTS:
-        ratios = []
-        for round_ in range(1, ROUNDS + 1):
-            ratio = rps["service", endpoint, round_] / rps["baseline", endpoint, round_]
-            ratios.append(ratio)
-            print(json.dumps({"endpoint": endpoint, "round": round_, "ratio": round(ratio, 3)}))
-        print(f"{endpoint}: service/baseline = {statistics.median(ratios):.3f} (target >= 0.30)")
+        for name in ("service", "open"):
+            ratios = []
+            for round_ in rounds:
+                ratio = rps[name, endpoint, round_] / rps["baseline", endpoint, round_]
+                ratios.append(ratio)
+                line = {"server": name, "endpoint": endpoint, "round": round_}
+                print(json.dumps({**line, "ratio": round(ratio, 3)}))
+            print(f"{endpoint}: {name}/baseline = {statistics.median(ratios):.3f} (target >= 0.30)")
+    # What checking a key costs the server: CPU per request, in the same run, as the medians.
+    for endpoint in ENDPOINTS:
+        keyed = statistics.median(cpu["service", endpoint, round_] for round_ in rounds)
+        plain = statistics.median(cpu["open", endpoint, round_] for round_ in rounds)
+        print(
+            f"{endpoint}: server CPU per request, API key {keyed:.0f} µs vs auth=none "
+            f"{plain:.0f} µs ({(keyed / plain - 1) * 100:+.1f}%)"
+        )
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
 

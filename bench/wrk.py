@@ -3,6 +3,7 @@
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,18 @@ def parse(output: str) -> Report:
     )
 
 
-def run_wrk(url: str, script: str, seconds: int, connections: int, env: dict[str, str]) -> Report:
-    """Drive `url` for `seconds` over `connections` keep-alive connections."""
+def run_wrk(
+    url: str,
+    script: str,
+    seconds: int,
+    connections: int,
+    env: dict[str, str],
+    headers: Mapping[str, str] | None = None,
+) -> Report:
+    """Drive `url` for `seconds` over `connections` keep-alive connections.
+
+    Every request carries `headers` (the scripts add theirs to wrk's).
+    """
     command = [
         find_wrk(),
         "--threads",
@@ -68,6 +79,7 @@ def run_wrk(url: str, script: str, seconds: int, connections: int, env: dict[str
         "--latency",
         "--script",
         str(SCRIPTS / script),
+        *(f"--header={name}: {value}" for name, value in (headers or {}).items()),
         url,
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)

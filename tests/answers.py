@@ -3,9 +3,11 @@
 from typing import Any
 
 ANSWER_SETS: dict[str, dict[str, Any]] = {
-    # What `copier copy --defaults` gives for a plain name.
+    # What `copier copy --defaults` gives for a plain name: API keys, the example API.
     "defaults": {"project_name": "Demo Service"},
-    # Spaces, capitals and non-ASCII letters; no example API; an author.
+    # Bearer tokens from an OIDC issuer, on the example API.
+    "identity": {"project_name": "Token Service", "auth": "oidc"},
+    # Spaces, capitals and non-ASCII letters; no example API (API keys all the same); an author.
     "unusual": {
         "project_name": "Café Überwachung Größe",
         "include_example_api": False,
@@ -13,7 +15,8 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "author_email": "zoe@example.com",
     },
     # A package that sorts after `tests`, and digits in the name: import blocks must not care.
-    "after_tests": {"project_name": "Warehouse 2", "python_version": "3.12"},
+    # No authentication: the example API open, as a project updated from before `auth` has it.
+    "after_tests": {"project_name": "Warehouse 2", "python_version": "3.12", "auth": "none"},
     # Every name at its longest: a 64-column title, a 40-character slug and package.
     "longest": {
         "project_name": "Zürich Warehouse Inventory and Shipping Ledger Reconciliation v2",
@@ -21,6 +24,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "package_name": "zz_warehouse_inventory_shipping_ledger_r",
         "include_example_api": True,
         "python_version": "3.13",
+        "auth": "oidc",
     },
     # The newest Python it offers, with the example API: rendered, linted and type-checked only,
     # since this machine may have no such interpreter to install it with.
@@ -28,12 +32,14 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "project_name": "Ledger API 3000",
         "python_version": "3.14",
         "description": "Keeps the books, in order.",
+        "auth": "none",
     },
 }
 
 # The set whose project installs every optional dependency: the modules a package may not
 # shadow are read from its virtualenv (tests/module_names.py).
-EVERY_DEPENDENCY = "defaults"
+EVERY_DEPENDENCY = "identity"
 
-# Sets whose generated project is installed and whose own test suite runs here.
-RUNNABLE = ("defaults", "unusual")
+# Sets whose generated project is installed and whose own test suite runs here: each `auth`
+# with the example API, and API keys without it.
+RUNNABLE = ("defaults", "identity", "after_tests", "unusual")

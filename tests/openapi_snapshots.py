@@ -1,10 +1,11 @@
 """The committed OpenAPI documents of generated projects, rewritten from what they serve.
 
 A change to the template's API (a route, a schema, a documented problem) changes the document
-each project commits as `openapi.json`. `nox -s openapi` renders the project with and without
-the example API, asks each for its document (`<package> openapi`) and writes the two template
-files, the project's name put back as a template variable; the generated suites' contract test
-fails until this has run.
+each project commits as `openapi.json`. `nox -s openapi` renders a project of each shape of the
+API (without the example API; with it, under each `auth`), asks each for its document
+(`<package> openapi`) and writes the snapshots `template/openapi.json.jinja` includes, the
+project's name put back as a template variable; the generated suites' contract test fails until
+this has run.
 """
 
 import subprocess
@@ -15,15 +16,19 @@ from tests.conftest import ROOT, render, snapshot_template
 from tests.tools import clean_environment, uv_sync
 
 NAME = "Demo Service"
-SNAPSHOTS = {
-    True: ROOT / "template" / "{% if include_example_api %}openapi.json{% endif %}.jinja",
-    False: ROOT / "template" / "{% if not include_example_api %}openapi.json{% endif %}.jinja",
+SNAPSHOTS = ROOT / "includes" / "openapi"
+# Each snapshot, by the answers of the shape it holds (`auth` adds nothing without routes).
+SHAPES: dict[str, dict[str, object]] = {
+    "no-example": {"include_example_api": False, "auth": "none"},
+    "example-none": {"include_example_api": True, "auth": "none"},
+    "example-api_key": {"include_example_api": True, "auth": "api_key"},
+    "example-oidc": {"include_example_api": True, "auth": "oidc"},
 }
 
 
-def served_document(template: Path, destination: Path, example: bool) -> str:
+def served_document(template: Path, destination: Path, answers: dict[str, object]) -> str:
     """Render and install a project, and return the OpenAPI document it prints."""
-    project = render(template, destination, {"project_name": NAME, "include_example_api": example})
+    project = render(template, destination, {"project_name": NAME, **answers})
     command = uv_sync(project) / "demo_service"
     result = subprocess.run(
         [command, "openapi"], cwd=project, env=clean_environment(), capture_output=True, text=True
@@ -33,11 +38,12 @@ def served_document(template: Path, destination: Path, example: bool) -> str:
 
 
 def main() -> None:
-    """Rewrite both snapshots from freshly rendered projects."""
+    """Rewrite every snapshot from freshly rendered projects."""
     with tempfile.TemporaryDirectory() as folder:
         template = snapshot_template(Path(folder) / "keel")
-        for example, snapshot in SNAPSHOTS.items():
-            document = served_document(template, Path(folder) / f"project-{example}", example)
+        for shape, answers in SHAPES.items():
+            snapshot = SNAPSHOTS / f"{shape}.json"
+            document = served_document(template, Path(folder) / shape, answers)
             title = f'"title": "{NAME}"'
             if document.count(title) != 1:
                 raise SystemExit(f"expected the title once in the document: {title}")

@@ -19,7 +19,7 @@ TEMPLATE_CHANGES = [
     ("template/.gitignore", "htmlcov/\n", ""),
     # A line the owner changes too: the collision.
     (
-        "template/src/{{package_name}}/core/errors.py",
+        "template/src/{{package_name}}/core/errors.py.jinja",
         '"""Errors the application raises on purpose; `api.errors` maps each to an HTTP status.',
         '"""Errors raised on purpose by the application; `api.errors` maps them to statuses.',
     ),
@@ -31,6 +31,12 @@ TEMPLATE_CHANGES = [
     ),
     # A heading near the end of a file whose first line the owner changes.
     ("template/README.md.jinja", "## Updating from the template", "## Updating"),
+    # A question the older release did not ask: its projects have no API authentication.
+    (
+        "copier.yml",
+        """  default: "{{ 'none' if _copier_conf.overwrite else 'api_key' }}"\n""",
+        "  default: none\n  when: false\n",
+    ),
 ]
 
 # Revisions the newest release adds: an owner of the older one has applied only those before,

@@ -3,6 +3,7 @@
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -111,6 +112,27 @@ def migrate(
         text=True,
         check=False,
     )
+
+
+def issue_key(
+    command: str, project: Path, env: Mapping[str, str], *scopes: str, name: str = "tests"
+) -> dict[str, str]:
+    """Issue an API key with the project's own `api-key create`; return the header carrying it.
+
+    A project without API keys (another `auth`) has no such command: no header, then.
+    """
+    if not re.search(r"^auth: api_key$", (project / ".copier-answers.yml").read_text(), re.M):
+        return {}
+    options = [arg for scope in scopes or ("read", "write") for arg in ("--scope", scope)]
+    issued = subprocess.run(
+        [command, "api-key", "create", "--name", name, *options],
+        cwd=project,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {"Authorization": f"Bearer {issued.stdout.strip()}"}
 
 
 def migrated_and_serving(

@@ -44,6 +44,8 @@ BAD_ANSWERS = [
     ({"author_email": "zoe@example.com\x7f"}, "The author email may not contain"),
     ({"author_email": "not-an-email"}, "must look like name@example.com"),
     ({"python_version": "3.9"}, "3.9"),
+    ({"auth": "basic"}, "basic"),
+    ({"package_name": "jwt"}, "would shadow a module the service imports"),
 ]
 
 

@@ -56,6 +56,7 @@ def answer_sets(draw: st.DrawFn) -> dict[str, Any]:
         "description": free_text(120),
         "author_name": free_text(40),
         "author_email": st.emails(),
+        "auth": st.sampled_from(["none", "api_key", "oidc"]),
     }
     for question, values in optional.items():
         if draw(st.booleans()):

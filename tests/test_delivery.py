@@ -5,6 +5,7 @@ linted by hadolint, the compose file and the workflow are validated against thei
 schemas, the workflow is audited by zizmor, and all are checked against the settings module.
 """
 
+import os
 import re
 import zipfile
 from collections.abc import Callable
@@ -93,7 +94,9 @@ def test_workflow_runs_the_readme_commands(project: Path) -> None:
         # "$SERVICE" is the package, read from pyproject.toml (next test); `serve` in the background
         step["run"].replace('"$SERVICE"', package).removesuffix(" > serve.log 2>&1 &")
         for step in workflow["jobs"]["check"]["steps"]
-        if "uv run" in step.get("run", "") and runs_for(project, step)
+        if "uv run" in step.get("run", "")
+        and runs_for(project, step)
+        and "api-key create" not in step["run"]  # a key for the checks: the next test but one
     ]
     app = "--app-url http://127.0.0.1:8000"
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
@@ -116,7 +119,7 @@ def test_workflow_names_the_service_from_pyproject(project: Path, tmp_path: Path
         (project / ".github" / "workflows" / "ci.yml").read_text()
     )
     (naming,) = [
-        step for step in workflow["jobs"]["check"]["steps"] if "GITHUB_ENV" in step.get("run", "")
+        step for step in workflow["jobs"]["check"]["steps"] if "SERVICE=" in step.get("run", "")
     ]
     github_env = tmp_path / "github_env"
     run("bash", "-c", naming["run"], cwd=project, env=clean_environment(GITHUB_ENV=str(github_env)))
@@ -124,10 +127,50 @@ def test_workflow_names_the_service_from_pyproject(project: Path, tmp_path: Path
     assert github_env.read_text() == f"SERVICE={package_of(project)}\n"
 
 
+def test_workflow_issues_the_checks_a_key_exactly_when_the_project_has_api_keys(
+    project: Path, tmp_path: Path
+) -> None:
+    workflow: dict[str, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    steps = workflow["jobs"]["check"]["steps"]
+    position = {step["name"]: number for number, step in enumerate(steps) if "name" in step}
+    (issuing,) = [step for step in steps if "api-key create" in step.get("run", "")]
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    # Run it with a `uv` that records its arguments and prints a key, as `api-key create` does.
+    key = "ak_0123456789ab_" + "s" * 43
+    fake = tmp_path / "bin" / "uv"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/arguments"\necho {key}\n')
+    fake.chmod(0o755)
+    github_env = tmp_path / "github_env"
+    environment = clean_environment(
+        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        SERVICE=package_of(project),
+        GITHUB_ENV=str(github_env),
+    )
+    issued = run("bash", "-e", "-c", issuing["run"], cwd=project, env=environment)
+    arguments = " ".join((tmp_path / "arguments").read_text().split())
+
+    assert runs_for(project, issuing) == (answers["auth"] == "api_key")
+    # After the migration (the keys' table), before the first check that sends the key.
+    assert position["Migrate the app's database"] < position[issuing["name"]]
+    assert position[issuing["name"]] < position["Load the sample data"]
+    assert arguments == (
+        f"run {package_of(project)} api-key create --name ci --scope read --scope write"
+        " --expires-in-days 1"
+    )
+    assert issued.stdout == f"::add-mask::{key}\n"  # masked before anything else prints it
+    assert github_env.read_text() == f"API_KEY={key}\n"
+
+
 def runs_for(project: Path, step: dict[str, Any]) -> bool:
-    """Whether a workflow step runs for this project: its `hashFiles(...)` guard, if any, holds."""
+    """Whether a workflow step runs for this project: its `hashFiles(...)` guard, if any, holds.
+
+    The guard names a file, or a glob pattern of them (`src/*/...`: the package's name varies).
+    """
     guard = re.fullmatch(r"hashFiles\('([^']+)'\) != ''", step.get("if", ""))
-    return guard is None or (project / guard.group(1)).is_file()
+    return guard is None or any(path.is_file() for path in project.glob(guard.group(1)))
 
 
 def test_pre_commit_runs_the_same_linters(project: Path) -> None:

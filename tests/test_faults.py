@@ -27,6 +27,7 @@ from tests.local_postgres import load as postgres_launcher
 from tests.service import (
     call,
     free_port,
+    issue_key,
     launched,
     leftovers,
     migrate,
@@ -67,6 +68,7 @@ class Site:
     server: Any
     env: dict[str, str]
     log: Path
+    key: dict[str, str]  # the header of a key to read and write, from the project's CLI
 
     @property
     def port(self) -> int:
@@ -86,7 +88,10 @@ class Site:
 def site(
     rendered: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    """The default project, migrated, on a PostgreSQL of its own; served by each test."""
+    """The default project, migrated, on a PostgreSQL of its own; served by each test.
+
+    A key to read and write is issued once, with the project's CLI, as a client would get one.
+    """
     project = rendered("defaults")
     command = str(uv_sync(project) / package_of(project))
     folder = tmp_path_factory.mktemp("faults")
@@ -103,7 +108,8 @@ def site(
         )
         assert migrate(command, project, env).returncode == 0
         server.psql(SLOW_INSERTS, "faults")
-        yield Site(command, project, server, env, folder / "serve.log")
+        key = issue_key(command, project, env, "read", "write", name="faults")
+        yield Site(command, project, server, env, folder / "serve.log", key)
 
 
 @contextmanager
@@ -134,16 +140,18 @@ def mixed(prefix: str) -> Callable[[], Request]:
 def in_background(site: Site, seconds: float, prefix: str) -> "Future[Load]":
     """Start a bounded load in a thread of its own; the future holds what it saw."""
     executor = ThreadPoolExecutor(1)
-    future = executor.submit(asyncio.run, run_load(site.port, CONNECTIONS, seconds, mixed(prefix)))
+    load = run_load(site.port, CONNECTIONS, seconds, mixed(prefix), site.key)
+    future = executor.submit(asyncio.run, load)
     executor.shutdown(wait=False)
     return future
 
 
 def ensure_first_user(site: Site) -> None:
     """The load reads user 1: make sure it exists."""
-    status, _, _ = call("GET", site.url("/api/v1/users/1"))
+    status, _, _ = call("GET", site.url("/api/v1/users/1"), headers=site.key)
     if status == 404:
-        status, _, _ = call("POST", site.url("/api/v1/users"), {"email": "first@example.com"})
+        first = {"email": "first@example.com"}
+        status, _, _ = call("POST", site.url("/api/v1/users"), first, site.key)
         assert status == 201
 
 
@@ -221,14 +229,15 @@ def test_a_slow_statement_answers_504_within_its_timeout_and_its_connection_serv
     with serving(site):
         ensure_first_user(site)
         started = time.monotonic()
-        alone = call("POST", site.url("/api/v1/users"), {"email": "slow-5-alone@x.io"})
+        alone = call("POST", site.url("/api/v1/users"), {"email": "slow-5-alone@x.io"}, site.key)
         took = time.monotonic() - started
         future = in_background(site, 5.0, "beside-slow")
         time.sleep(1.0)
         slow = POOL_SIZE * WORKERS  # as many as both workers' writer pools hold
         with ThreadPoolExecutor(slow) as pool:
             answers = list(pool.map(create_slowly_for(5), [site] * slow, range(slow)))
-        after = call("POST", site.url("/api/v1/users"), {"email": "after-slow@example.com"})
+        after_slow = {"email": "after-slow@example.com"}
+        after = call("POST", site.url("/api/v1/users"), after_slow, site.key)
         load = future.result()
 
     assert alone[0] == 504
@@ -280,7 +289,7 @@ def test_a_held_lock_answers_503_within_the_lock_timeout_and_readiness_does_not_
             load = future.result()
         finally:
             holder.wait()
-        after = call("GET", site.url("/api/v1/users/1"))[0]
+        after = call("GET", site.url("/api/v1/users/1"), headers=site.key)[0]
 
     assert all(status == 200 for status, _, _ in probes), probes
     slowest = max(took for _, took, _ in probes)
@@ -368,7 +377,8 @@ def create_slowly_for(seconds: float) -> Callable[[Site, int], tuple[int, Any, A
     """Create users whose inserts sleep `seconds` (see SLOW_INSERTS)."""
 
     def create(site: Site, number: int) -> tuple[int, Any, Any]:
-        return call("POST", site.url("/api/v1/users"), {"email": f"slow-{seconds}-{number}@x.io"})
+        body = {"email": f"slow-{seconds}-{number}@x.io"}
+        return call("POST", site.url("/api/v1/users"), body, site.key)
 
     return create
 
@@ -393,7 +403,7 @@ CONCURRENT_INDEX = '''"""An index built CONCURRENTLY, outside the migration's tr
 from alembic import op
 
 revision = "c0c0c0c0c0c0"
-down_revision = "6075cd3118f1"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -415,7 +425,10 @@ def test_two_migrations_at_once_apply_the_schema_once_across_an_autocommit_block
     """The lock outlives the commit an index built CONCURRENTLY needs: no migrator interleaves."""
     project = fresh_project("defaults")
     versions = project / "src" / package_of(project) / "migrations" / "versions"
-    (versions / "2027_01_01_0000-c0c0c0c0c0c0_concurrent_index.py").write_text(CONCURRENT_INDEX)
+    # Revision files are date-prefixed: the last is the head (API keys add one after the users').
+    head = sorted(versions.glob("[0-9]*.py"))[-1].name.split("-")[1].split("_")[0]
+    revision = CONCURRENT_INDEX.format(head=head)
+    (versions / "2027_01_01_0000-c0c0c0c0c0c0_concurrent_index.py").write_text(revision)
     command = str(uv_sync(project) / package_of(project))
     env = {**site.env, "DATABASE_URL": site.server.create_database("race")}
     with ThreadPoolExecutor(2) as pool:

@@ -23,6 +23,7 @@ from tests.pythons import allowed_by
 from tests.service import (
     call,
     free_port,
+    issue_key,
     leftovers,
     migrate,
     migrated_and_serving,
@@ -59,11 +60,15 @@ def run_suite(project: Path, *options: str, python: Path | None = None, **enviro
     return summary
 
 
-@pytest.mark.parametrize("version", allowed_by(ANSWER_SETS["defaults"]))
-def test_generated_suite_passes_on_its_own_postgres_on_every_python(
-    rendered: Callable[[str], Path], version: str
+# Each `auth` with the example API, each on another Python: every mode and every Python once.
+SUITES = {"defaults": "3.11", "identity": "3.12", "after_tests": "3.13"}
+
+
+@pytest.mark.parametrize(("name", "version"), SUITES.items())
+def test_generated_suite_passes_on_its_own_postgres_for_every_auth_and_python(
+    rendered: Callable[[str], Path], name: str, version: str
 ) -> None:
-    summary = run_suite(rendered("defaults"), python=allowed_by(ANSWER_SETS["defaults"])[version])
+    summary = run_suite(rendered(name), python=allowed_by(ANSWER_SETS[name])[version])
 
     assert int(summary.split()[0]) >= 30
 
@@ -116,21 +121,29 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     assert WRONG not in refused.stdout + refused.stderr
 
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as process:
+        ada = {"email": "ada@example.com", "full_name": "Ada"}
+        # API keys by default: a write without one, or with a made-up one, changes nothing.
+        refused, problem, challenge = call("POST", f"{base}/api/v1/users", ada, secret_headers)
+        assert (refused, challenge["www-authenticate"]) == (401, 'Bearer error="invalid_token"')
+        assert problem["request_id"] == request_id
+        assert call("POST", f"{base}/api/v1/users", ada)[0] == 401
+        reader = issue_key(command, project, env, "read", name="dashboard")
+        assert call("POST", f"{base}/api/v1/users", ada, reader)[0] == 403
+        key = issue_key(command, project, env, "read", "write", name="crud")
+
         status, user, headers = call(
-            "POST",
-            f"{base}/api/v1/users",
-            {"email": "ada@example.com", "full_name": "Ada"},
-            secret_headers,
+            "POST", f"{base}/api/v1/users", ada, {**key, "X-Request-ID": request_id}
         )
         assert status == 201
         assert headers["x-request-id"] == request_id
         assert headers["location"] == f"/api/v1/users/{user['id']}"
-        assert call("GET", f"{base}{headers['location']}")[1] == user
-        assert call("GET", f"{base}/api/v1/users")[1] == [user]
-        status, updated, _ = call("PATCH", f"{base}/api/v1/users/{user['id']}", {"full_name": "A"})
+        assert call("GET", f"{base}{headers['location']}", headers=reader)[1] == user
+        assert call("GET", f"{base}/api/v1/users", headers=key)[1] == [user]
+        item = f"{base}/api/v1/users/{user['id']}"
+        status, updated, _ = call("PATCH", item, {"full_name": "A"}, key)
         assert (status, updated["full_name"]) == (200, "A")
-        assert call("DELETE", f"{base}/api/v1/users/{user['id']}")[0] == 204
-        assert call("GET", f"{base}/api/v1/users/{user['id']}")[0] == 404
+        assert call("DELETE", item, headers=key)[0] == 204
+        assert call("GET", item, headers=key)[0] == 404
 
         assert stop(process, signal.SIGTERM)
         assert not leftovers(process)
@@ -145,7 +158,10 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     assert of_request[-1]["message"].startswith("POST /api/v1/users 201 ")
     assert any(line["message"].startswith("GET /api/v1/users/{user_id} 200") for line in lines)
     assert PASSWORD not in log  # neither the database password the service logged in with...
-    assert "t0ken-secret" not in log  # ...nor an Authorization header ever reaches the log
+    # ...nor an Authorization header, made up or real, ever reaches the log.
+    assert "t0ken-secret" not in log
+    assert key["Authorization"].removeprefix("Bearer ") not in log
+    assert reader["Authorization"].removeprefix("Bearer ") not in log
     assert own_postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'crud'") == "0"
 
 

@@ -3,9 +3,12 @@
 The contract of issue 12, end to end over real HTTP: no request makes the service answer >= 500
 (a database fault aside, which is a 503 or a 504), every answer conforms to the OpenAPI document
 and every error is a problem+json body with its documented status, and no request value ever
-reaches a log line.
+reaches a log line. The default project authenticates with API keys: the fuzzer and the probes
+send a key to read and write, issued by the project's own CLI, so they reach the handlers; the
+credential itself is probed too, and neither it nor a bad one is ever logged.
 """
 
+import base64
 import contextlib
 import json
 import re
@@ -25,7 +28,15 @@ import pytest
 
 from tests.figures import report
 from tests.local_postgres import load
-from tests.service import Reply, call, exchange, free_port, migrated_and_serving, stop
+from tests.service import (
+    Reply,
+    call,
+    exchange,
+    free_port,
+    issue_key,
+    migrated_and_serving,
+    stop,
+)
 from tests.tools import clean_environment, package_of, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -48,10 +59,11 @@ FUZZ_TIMEOUT = 300.0  # a hard stop; a run that needs it has hung
 
 @dataclass(frozen=True)
 class Served:
-    """A served project: where it listens and where its log goes."""
+    """A served project: where it listens, where its log goes, a key to read and write."""
 
     port: int
     log: Path
+    key: dict[str, str]  # the header carrying the key
 
     @property
     def base(self) -> str:
@@ -76,12 +88,37 @@ def served(
     )
     log = tmp_path_factory.mktemp("hostile") / "serve.log"
     with migrated_and_serving(command, project, env, log):
-        yield Served(port, log)
+        key = issue_key(command, project, env, "read", "write", name="hostile")
+        assert key, "the default project authenticates with API keys"
+        yield Served(port, log, key)
 
 
 def as_json(value: object) -> bytes:
     """A request body: `value` as JSON."""
     return json.dumps(value).encode()
+
+
+def secret_of(key: dict[str, str]) -> str:
+    """The secret part of the key a header carries (`ak_<lookup>_<secret>`): never to be logged."""
+    return key["Authorization"].removeprefix("Bearer ").split("_", 2)[2]
+
+
+def lookup_of(key: dict[str, str]) -> str:
+    """The lookup part of the key a header carries: the part that finds its row."""
+    return key["Authorization"].removeprefix("Bearer ").split("_", 2)[1]
+
+
+def settled_log(served: Served) -> str:
+    """The service's log once every line of the requests sent so far is in it.
+
+    One worker logs in order: once the line of a request sent now is there, so are the earlier.
+    """
+    request_id = exchange(served.port, "GET", "/health/live").headers["x-request-id"]
+    deadline = time.monotonic() + 10
+    while request_id not in (text := served.log.read_text()):
+        assert time.monotonic() < deadline, f"request {request_id} was never logged"
+        time.sleep(0.02)
+    return text
 
 
 # --- 1. The fuzzer ----------------------------------------------------------------------------
@@ -100,6 +137,7 @@ def test_fuzzer_finds_no_server_error_and_no_answer_outside_the_schema(
         "--workers=1",
         f"--max-examples={FUZZ_EXAMPLES}",
         f"--seed={FUZZ_SEED}",
+        *(f"--header={name}: {value}" for name, value in served.key.items()),
         "--request-timeout=10",
         "--generation-database=none",  # nothing of a run is kept for the next one
         "--report=json,ndjson",
@@ -143,6 +181,7 @@ def test_fuzzer_finds_no_server_error_and_no_answer_outside_the_schema(
     assert run["phases"]["stateful"]["status"] == "success", run["phases"]
     assert not [status for status in statuses if int(status) >= 500], statuses
     assert {"200", "201", "204", "404", "422"} <= set(statuses), statuses  # it reached every path
+    assert secret_of(served.key) not in settled_log(served)  # sent on every request, never logged
 
 
 def fuzz_summary(result: subprocess.CompletedProcess[str]) -> str:
@@ -413,7 +452,9 @@ def documented_statuses(document: dict[str, Any], method: str, target: str) -> s
 def test_hostile_request_gets_its_documented_answer(
     served: Served, document: dict[str, Any], probe: Probe
 ) -> None:
-    headers = {"Content-Type": probe.content_type} if probe.content_type else {}
+    headers = {**served.key}
+    if probe.content_type:
+        headers["Content-Type"] = probe.content_type
     if probe.host is not None:
         headers["Host"] = probe.host
     reply = exchange(
@@ -453,7 +494,85 @@ def test_hostile_request_gets_its_documented_answer(
         assert probe.method not in allowed, request
 
 
-# --- 3. Nothing of a request reaches a log line ----------------------------------------------
+# --- 3. Credentials --------------------------------------------------------------------------
+
+# uvicorn bounds no header with httptools (h11 would stop at 16 KiB): 64 KiB reaches the app.
+HUGE = 64 * 1024
+SCHEME_WANTED, TOKEN_INVALID = "Bearer", 'Bearer error="invalid_token"'
+# Each hostile credential by name, and its answer: a 401 problem with this challenge, or None
+# where the HTTP parser refuses a control byte (RFC 9110) with a 400 before the app sees it.
+CREDENTIALS: dict[str, str | None] = {
+    "no Authorization header": SCHEME_WANTED,
+    "an empty header": SCHEME_WANTED,
+    "Bearer and no credential": SCHEME_WANTED,
+    "Bearer, 64 KiB": TOKEN_INVALID,
+    "Bearer with a NUL": None,
+    "Bearer with an escape": None,
+    "Bearer with a DEL": None,
+    "Bearer with a tab inside": TOKEN_INVALID,  # a tab is allowed in a header value
+    "Bearer with non-ASCII": TOKEN_INVALID,
+    "Basic": SCHEME_WANTED,
+    "a well-formed unknown key": TOKEN_INVALID,
+    "the key's lookup, a wrong secret": TOKEN_INVALID,
+    "the key, then more": TOKEN_INVALID,
+}
+
+
+def credential(label: str, marker: str, key: dict[str, str]) -> str | None:
+    """The Authorization header `label` names (None: no header), carrying `marker` where it can."""
+    secret = f"{marker}{'x' * 43}"[:43]  # a secret's shape: 43 URL-safe characters
+    basic = base64.b64encode(f"{marker}:{marker}".encode()).decode()
+    return {
+        "no Authorization header": None,
+        "an empty header": "",
+        "Bearer and no credential": "Bearer ",
+        "Bearer, 64 KiB": f"Bearer {marker}".ljust(HUGE, "A"),
+        "Bearer with a NUL": f"Bearer {marker}\x00{marker}",
+        "Bearer with an escape": f"Bearer {marker}\x1b[2J",
+        "Bearer with a DEL": f"Bearer {marker}\x7f",
+        "Bearer with a tab inside": f"Bearer {marker}\t{marker}",
+        "Bearer with non-ASCII": f"Bearer {marker}-ключ-é",
+        "Basic": f"Basic {basic}",
+        "a well-formed unknown key": f"Bearer ak_{secrets.token_hex(6)}_{secret}",
+        "the key's lookup, a wrong secret": f"Bearer ak_{lookup_of(key)}_{secret}",
+        "the key, then more": f"{key['Authorization']}{marker}",
+    }[label]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("label", CREDENTIALS)
+def test_a_bad_credential_is_refused_with_a_4xx_and_never_logged(
+    served: Served, document: dict[str, Any], label: str, method: str
+) -> None:
+    marker = f"mk{secrets.token_hex(8)}"
+    value = credential(label, marker, served.key)
+    headers = {"Content-Type": "application/json"}
+    if value is not None:
+        headers["Authorization"] = value
+    body = as_json({"email": new_email(), "full_name": marker}) if method == "POST" else b""
+    reply = exchange(served.port, method, USERS, body, headers)
+    challenge = CREDENTIALS[label]
+    request = f"{method} {USERS} with {label} -> {reply}"
+
+    if challenge is None:  # refused by the HTTP parser: never a 5xx, never the app's business
+        assert reply.status == 400, request
+    else:
+        assert reply.status == 401, request
+        assert "401" in (documented_statuses(document, method, USERS) or set()), request
+        assert reply.headers["content-type"].startswith(PROBLEM_JSON), request
+        assert reply.headers["www-authenticate"] == challenge, request
+        problem = reply.json()
+        assert set(problem) >= PROBLEM_FIELDS, request
+        assert problem["status"] == 401, request
+        assert problem["request_id"] == reply.headers["x-request-id"], request
+    log = settled_log(served)
+    sent = (value or "").partition(" ")[2].strip()  # the credential, without its scheme
+    assert marker not in log, label
+    assert not sent or sent not in log, label
+    assert secret_of(served.key) not in log, label
+
+
+# --- 4. Nothing of a request reaches a log line ----------------------------------------------
 
 LOCK_HOLDER = "keel-hostile-lock"
 LOCK_USERS = "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"
@@ -473,7 +592,8 @@ class Marked:
     """A request of the marker test and what it should get.
 
     `template` is the route its access line names (None where routing may not run); `fault`
-    names the database fault it is sent in ("timeout", "outage").
+    names the database fault it is sent in ("timeout", "outage"); `authorization`, when given,
+    replaces the key to read and write the requests send ("": no Authorization header).
     """
 
     label: str
@@ -486,6 +606,7 @@ class Marked:
     content_type: str = "application/json"
     host: str | None = None
     fault: str | None = None
+    authorization: str | None = None
 
 
 @dataclass(frozen=True)
@@ -497,9 +618,12 @@ class Outcome:
 
 
 def marked_headers(marker: str) -> dict[str, str]:
-    """Headers that each carry the marker, as a client's credentials and metadata would."""
+    """Headers that each carry the marker, as a client's credentials and metadata would.
+
+    The Authorization header carries a real key (`send_marked`), else nothing would get past
+    authentication; requests with a marked credential are among the `credential_errors`.
+    """
     return {
-        "Authorization": f"Bearer {marker}",
         "Cookie": f"session={marker}; theme={marker}",
         "X-Api-Key": marker,
         "User-Agent": f"hostile/{marker}",
@@ -510,12 +634,16 @@ def marked_headers(marker: str) -> dict[str, str]:
     }
 
 
-def send_marked(port: int, marker: str, request: Marked) -> Outcome:
-    """Send a marked request: its JSON body (or raw bytes) with every marked header."""
+def send_marked(port: int, marker: str, key: dict[str, str], request: Marked) -> Outcome:
+    """Send a marked request: its JSON body (or raw bytes), `key` and every marked header."""
     payload = request.raw if request.raw is not None else b""
     if request.raw is None and request.body is not None:
         payload = as_json(request.body)
     headers = {**marked_headers(marker), "Content-Type": request.content_type}
+    if request.authorization is None:
+        headers.update(key)
+    elif request.authorization:
+        headers["Authorization"] = request.authorization
     if request.host is not None:
         headers["Host"] = request.host
     return Outcome(request, exchange(port, request.method, request.target, payload, headers))
@@ -586,6 +714,48 @@ def client_errors(marker: str, number: str, email: str, user_id: int) -> list[Ma
     ]
 
 
+def credential_errors(
+    marker: str, lookup: str, reader: dict[str, str], email: str, user: str
+) -> list[Marked]:
+    """Requests refused for their credential (401) or its scope (403), the marker in them.
+
+    `lookup` is the real key's, `reader` the header of a key that may only read.
+    """
+    secret = f"{marker}{'x' * 43}"[:43]
+    named = {"email": email, "full_name": marker}
+    return [
+        Marked("no credential", "GET", f"{USERS}?{marker}=1", 401, USERS, authorization=""),
+        Marked("made-up token", "GET", user, 401, USER_ITEM, authorization=f"Bearer {marker}"),
+        Marked("Basic", "POST", USERS, 401, USERS, named, authorization=f"Basic {marker}"),
+        Marked(
+            "unknown key",
+            "PATCH",
+            user,
+            401,
+            USER_ITEM,
+            {"full_name": marker},
+            authorization=f"Bearer ak_{secrets.token_hex(6)}_{secret}",
+        ),
+        Marked(
+            "wrong secret",
+            "DELETE",
+            user,
+            401,
+            USER_ITEM,
+            authorization=f"Bearer ak_{lookup}_{secret}",
+        ),
+        Marked(
+            "read-only key writes",
+            "POST",
+            USERS,
+            403,
+            USERS,
+            named,
+            authorization=reader["Authorization"],
+        ),
+    ]
+
+
 def while_faulted(
     fault: str, label: str, expected: int, marker: str, email: str, user: str
 ) -> list[Marked]:
@@ -651,8 +821,8 @@ def test_no_request_value_reaches_a_log_line(
     log = tmp_path / "serve.log"
     outcomes: list[Outcome] = []
 
-    def send(request: Marked) -> Reply:
-        outcomes.append(send_marked(port, marker, request))
+    def send(request: Marked) -> Reply:  # with `key`, issued once the service runs
+        outcomes.append(send_marked(port, marker, key, request))
         return outcomes[-1].reply
 
     # A PostgreSQL server of its own, which the test stops to cut the service off.
@@ -665,8 +835,11 @@ def test_no_request_value_reaches_a_log_line(
             DATABASE_ECHO="true",
             DATABASE_STATEMENT_TIMEOUT_MS="300",
             DATABASE_POOL_TIMEOUT="1",
+            API_KEY_CACHE_SECONDS="0",  # every request checks its key, in the faults too
         )
         with migrated_and_serving(command, project, env, log) as service:
+            key = issue_key(command, project, env, "read", "write", name="markers")
+            reader = issue_key(command, project, env, "read", name="markers-reader")
             author = {"email": email, "full_name": f"Ada {marker}"}
             user_id = send(Marked("create user", "POST", USERS, 201, USERS, author)).json()["id"]
             post = {"title": marker, "body": marker * 20, "author_id": user_id}
@@ -675,6 +848,8 @@ def test_no_request_value_reaches_a_log_line(
             for request in successes(marker, user, f"{POSTS}/{post_id}", user_id):
                 send(request)
             for request in client_errors(marker, number, email, user_id):
+                send(request)
+            for request in credential_errors(marker, lookup_of(key), reader, f"z{email}", user):
                 send(request)
             with users_locked(database):
                 for request in while_locked(marker, number, f"x{email}", user):
@@ -698,7 +873,8 @@ def test_no_request_value_reaches_a_log_line(
             findings.append(f"{label}: not a problem: {outcome.reply}")
         if outcome.reply.status == 503 and "retry-after" not in headers:
             findings.append(f"{label}: a 503 without Retry-After: {outcome.reply}")
-    findings += log_findings(text, [marker, number], outcomes)
+    # Neither key's secret either, though every request sent one.
+    findings += log_findings(text, [marker, number, secret_of(key), secret_of(reader)], outcomes)
     if not stopped_cleanly:
         findings.append("the service did not exit cleanly on SIGTERM after the outage")
     report("marker test", len(outcomes), "requests", f"{len(text.splitlines())} log lines")

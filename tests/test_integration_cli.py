@@ -2,7 +2,8 @@
 
 The commands run are the README's ("Integration checks"), pointed at the port served here, so
 every command the README shows is proven to pass; the database is then read directly, so the
-checks' own reports are not taken on trust.
+checks' own reports are not taken on trust. The API wants a key: one is issued with the
+project's own `api-key create`, as CI does, and handed over in API_KEY (or `--api-key`).
 """
 
 import re
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.figures import report
-from tests.service import free_port, migrated_and_serving, stop
+from tests.service import free_port, issue_key, migrated_and_serving, stop
 from tests.tools import clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -35,12 +36,31 @@ def readme_checks(project: Path) -> list[str]:
 
 
 def integration(
-    tools: Path, project: Path, command: str, app_url: str, *, check: bool = True
+    tools: Path,
+    project: Path,
+    command: str,
+    app_url: str,
+    *,
+    api_key: str | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a README command with the project's virtualenv (as `uv run` would) against `app_url`."""
+    """Run a README command with the project's virtualenv (as `uv run` would) against `app_url`.
+
+    `api_key` goes in the API_KEY variable, as CI hands it over. Whatever the command prints,
+    the key is not in it.
+    """
     words = shlex.split(command.replace(README_URL, app_url))
     assert words[:3] == ["uv", "run", "python"], command
-    return run(tools / "python", *words[3:], cwd=project, env=clean_environment(), check=check)
+    env = clean_environment(**({"API_KEY": api_key} if api_key else {}))
+    result = run(tools / "python", *words[3:], cwd=project, env=env, check=check)
+    if api_key:
+        assert api_key not in result.stdout + result.stderr, command
+    return result
+
+
+def api_key_of(header: dict[str, str]) -> str:
+    """The key a header from `issue_key` carries."""
+    return header["Authorization"].removeprefix("Bearer ")
 
 
 def served(postgres: Any, database: str) -> tuple[dict[str, str], str]:
@@ -65,18 +85,28 @@ def test_integration_checks_pass_against_served_workers_and_fail_once_it_stops(
     command = str(tools / package_of(project))
 
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as service:
-        ready = integration(tools, project, health, app_url)
-        first = integration(tools, project, sample_data, app_url)
-        second = integration(tools, project, sample_data, app_url)
-        load = integration(tools, project, concurrency, app_url)
+        key = api_key_of(issue_key(command, project, env, "read", "write", name="integration"))
+        ready = integration(tools, project, health, app_url)  # the probes answer anyone
+        refused = integration(tools, project, sample_data, app_url, check=False)  # no key
+        first = integration(tools, project, sample_data, app_url, api_key=key)
+        # The option, instead of the variable; never printed either.
+        second = integration(tools, project, f"{sample_data} --api-key {key}", app_url)
+        assert key not in second.stdout + second.stderr
+        load = integration(tools, project, concurrency, app_url, api_key=key)
         rows = postgres.psql(
             "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM posts)",
             database="integration",
         )
         assert stop(service, signal.SIGTERM, timeout=30)
-    stopped = integration(tools, project, concurrency, app_url, check=False)
+    stopped = integration(tools, project, concurrency, app_url, api_key=key, check=False)
 
     assert ready.stdout == "live: ok\nready: ok (writer: ok, reader: ok)\n"
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.startswith(
+        "sample-data: FAILED: POST /api/v1/users answered 401, expected 201 or 409"
+        " (is API_KEY, or --api-key, a valid key with the scopes this check needs?): "
+    ), refused.stderr
     assert (
         first.stdout == "users: 10 created, 0 already there\nposts: 30 created, 0 already there\n"
     )
@@ -119,6 +149,16 @@ def test_integration_cli_without_the_example_api_checks_health_only(
     python = tools / "python"
 
     usage = run(python, "-m", "tests.integration", "--help", cwd=project)
+    in_environment = "ak_000000000000_the-key-in-the-environment-is-never-printed"
+    health_usage = run(
+        python,
+        "-m",
+        "tests.integration",
+        "health",
+        "--help",
+        cwd=project,
+        env=clean_environment(API_KEY=in_environment),
+    )
     refused = run(python, "-m", "tests.integration", "sample-data", cwd=project, check=False)
     with migrated_and_serving(str(tools / package_of(project)), project, env, tmp_path / "log"):
         ready = integration(tools, project, health, app_url)
@@ -127,6 +167,9 @@ def test_integration_cli_without_the_example_api_checks_health_only(
     assert "health" in usage.stdout
     assert "sample-data" not in usage.stdout
     assert "concurrency" not in usage.stdout
+    assert "--api-key KEY" in health_usage.stdout
+    assert "API_KEY environment" in " ".join(health_usage.stdout.split())
+    assert in_environment not in health_usage.stdout
     assert refused.returncode == 2
     assert "invalid choice: 'sample-data'" in refused.stderr
     assert ready.stdout == "live: ok\nready: ok (writer: ok, reader: ok)\n"

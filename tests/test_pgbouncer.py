@@ -27,7 +27,7 @@ import pytest
 
 from tests.figures import report
 from tests.local_postgres import load, require_password
-from tests.service import PeakSessions, call, free_port, migrate, running, stop
+from tests.service import PeakSessions, call, free_port, issue_key, migrate, running, stop
 from tests.tools import clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.pgbouncer
@@ -176,6 +176,7 @@ def test_crud_under_concurrent_load_through_pgbouncer(
     env = clean_environment(**bouncer.service_env, PORT=str(port), WEB_CONCURRENCY="2")
     migrated = migrate(command, project, env)
     assert migrated.returncode == 0, migrated.stderr
+    key = issue_key(command, project, env, "read", "write", name="pgbouncer")  # through PgBouncer
     base = f"http://127.0.0.1:{port}"
     watcher = PeakSessions(bouncer.server, SERVER_SESSIONS)
     with running(
@@ -187,7 +188,7 @@ def test_crud_under_concurrent_load_through_pgbouncer(
     ) as service:
         watcher.start()
         with ThreadPoolExecutor(CLIENTS) as pool:
-            rounds = list(pool.map(crud_rounds, [base] * CLIENTS, range(CLIENTS)))
+            rounds = list(pool.map(crud_rounds, [base] * CLIENTS, [key] * CLIENTS, range(CLIENTS)))
         watcher.done.set()
         watcher.join()
         assert stop(service, signal.SIGTERM)
@@ -211,21 +212,24 @@ def test_crud_under_concurrent_load_through_pgbouncer(
 CLIENTS, LOAD_SECONDS = 16, 4.0
 
 
-def crud_rounds(base: str, client: int) -> Counter[str]:
-    """Create, read, rename, delete and miss a user, again and again for LOAD_SECONDS."""
+def crud_rounds(base: str, key: dict[str, str], client: int) -> Counter[str]:
+    """Create, read, rename, delete and miss a user, again and again for LOAD_SECONDS.
+
+    Every request carries `key`, the header of a key to read and write.
+    """
     seen: Counter[str] = Counter()
     deadline = time.monotonic() + LOAD_SECONDS
     number = 0
     while time.monotonic() < deadline:
         number += 1
         email = f"crud-{client}-{number}@example.com"
-        status, user, _ = call("POST", f"{base}/api/v1/users", {"email": email})
+        status, user, _ = call("POST", f"{base}/api/v1/users", {"email": email}, key)
         seen[f"POST {status}"] += 1
         if status != 201:
             continue
         item = f"{base}/api/v1/users/{user['id']}"
-        seen[f"GET {call('GET', item)[0]}"] += 1
-        seen[f"PATCH {call('PATCH', item, {'full_name': 'Renamed'})[0]}"] += 1
-        seen[f"DELETE {call('DELETE', item)[0]}"] += 1
-        seen[f"GET {call('GET', item)[0]}"] += 1
+        seen[f"GET {call('GET', item, headers=key)[0]}"] += 1
+        seen[f"PATCH {call('PATCH', item, {'full_name': 'Renamed'}, key)[0]}"] += 1
+        seen[f"DELETE {call('DELETE', item, headers=key)[0]}"] += 1
+        seen[f"GET {call('GET', item, headers=key)[0]}"] += 1
     return seen

@@ -10,7 +10,15 @@ import pytest
 
 from tests.figures import report
 from tests.load import drive, reads_and_writes
-from tests.service import PeakSessions, call, free_port, leftovers, migrated_and_serving, stop
+from tests.service import (
+    PeakSessions,
+    call,
+    free_port,
+    issue_key,
+    leftovers,
+    migrated_and_serving,
+    stop,
+)
 from tests.tools import clean_environment, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -37,11 +45,13 @@ def test_serve_workers_under_load_stay_within_their_pools_and_stop_cleanly(
     )
     base = f"http://127.0.0.1:{port}"
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as service:
-        _, user, _ = call("POST", f"{base}/api/v1/users", {"email": "u@x.io", "full_name": "U"})
+        key = issue_key(command, project, env, "read", "write", name="load")
+        first = {"email": "u@x.io", "full_name": "U"}
+        _, user, _ = call("POST", f"{base}/api/v1/users", first, key)
         watcher = PeakSessions(postgres, APP_SESSIONS)
         watcher.start()
         outcomes = asyncio.run(
-            drive(port, 100, 4.0, reads_and_writes(f"/api/v1/users/{user['id']}"))
+            drive(port, 100, 4.0, reads_and_writes(f"/api/v1/users/{user['id']}"), key)
         )
         watcher.done.set()
         watcher.join()

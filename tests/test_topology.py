@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 from tests.local_postgres import load
-from tests.service import call, free_port, leftovers, migrated_and_serving, stop
+from tests.service import call, free_port, issue_key, leftovers, migrated_and_serving, stop
 from tests.tools import clean_environment, run, uv_sync
 
 pytestmark = pytest.mark.generated
 
+# How long the service trusts a key it checked: the replica's outage below outlasts it, so the
+# writes in it are authenticated afresh.
+KEY_CACHE_SECONDS = 1.0
 READER_SESSIONS = (
     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'demo_service-reader'"
 )
@@ -78,24 +81,28 @@ def test_topology_writes_go_to_the_primary_and_reads_to_the_replica(
     primary, replica = topology
     project = rendered("defaults")
     bin_dir = uv_sync(project)
+    command = str(bin_dir / "demo_service")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = clean_environment(
         DATABASE_URL=primary.url.rsplit("/", 1)[0] + "/app",
         DATABASE_READ_URL=replica.url.rsplit("/", 1)[0] + "/app",
         PORT=str(port),
+        API_KEY_CACHE_SECONDS=str(KEY_CACHE_SECONDS),
     )
-    with migrated_and_serving(
-        str(bin_dir / "demo_service"), project, env, tmp_path / "serve.log"
-    ) as service:
+    with migrated_and_serving(command, project, env, tmp_path / "serve.log") as service:
+        key = issue_key(command, project, env, "read", "write", name="topology")
+        # Issued on the primary, checked on the replica: usable once the replica replayed it.
+        assert eventually(lambda: call("GET", f"{base}/api/v1/users", headers=key)[0] == 200)
         status, user, _ = call(
-            "POST", f"{base}/api/v1/users", {"email": "r@x.io", "full_name": "R"}
+            "POST", f"{base}/api/v1/users", {"email": "r@x.io", "full_name": "R"}, key
         )
         assert status == 201
         assert primary.psql("SELECT email FROM users", database="app") == "r@x.io"
 
         # Replication is asynchronous: the replica serves the row once it has replayed it.
-        assert eventually(lambda: call("GET", f"{base}/api/v1/users/{user['id']}")[0] == 200)
+        item = f"{base}/api/v1/users/{user['id']}"
+        assert eventually(lambda: call("GET", item, headers=key)[0] == 200)
         assert int(replica.psql(READER_SESSIONS)) >= 1
         assert int(primary.psql(READER_SESSIONS)) == 0
 
@@ -110,18 +117,21 @@ def test_topology_writes_go_to_the_primary_and_reads_to_the_replica(
         assert health["status"] == "degraded"
         assert health["checks"]["writer"] == "ok"
         assert health["checks"]["reader"] != "ok"
-        assert call("POST", f"{base}/api/v1/users", {"email": "w@x.io"})[0] == 201
+        time.sleep(KEY_CACHE_SECONDS + 0.5)  # the key's last check is stale: it is checked again
+        assert call("POST", f"{base}/api/v1/users", {"email": "w@x.io"}, key)[0] == 201
 
         replica.start()
         assert eventually(lambda: call("GET", f"{base}/health/ready")[1]["status"] == "ok")
         # The reader's pool replaced the connections the replica closed: no request fails.
-        assert call("GET", f"{base}/api/v1/users/{user['id']}")[0] == 200
+        assert call("GET", item, headers=key)[0] == 200
 
         primary_port = primary.port
         primary.stop()
         primary.start()  # a restart of the primary: the first request after it succeeds
         assert primary.port == primary_port
-        status, _, _ = call("POST", f"{base}/api/v1/users", {"email": "s@x.io", "full_name": "S"})
+        status, _, _ = call(
+            "POST", f"{base}/api/v1/users", {"email": "s@x.io", "full_name": "S"}, key
+        )
         assert status == 201
         assert call("GET", f"{base}/health/ready")[0] == 200
 

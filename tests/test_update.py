@@ -26,6 +26,8 @@ from tests.tools import clean_environment, run, uv_sync
 pytestmark = pytest.mark.update
 
 ANSWERS: dict[str, object] = {"project_name": "Demo Service"}
+# What a project rendered before the `auth` question has, and keeps on update: an open API.
+UPDATED_ANSWERS: dict[str, object] = {**ANSWERS, "auth": "none"}
 PACKAGE = Path("src/demo_service")
 MARKERS = re.compile(r"^(<<<<<<< before updating|=======|>>>>>>> after updating)$", re.MULTILINE)
 MERGE = 'uv run alembic merge heads -m "merge template revisions"'
@@ -213,7 +215,8 @@ def test_update_without_owner_edits_gives_the_fresh_render(releases: Path, tmp_p
     result = update(project, "--vcs-ref", NEWEST)
 
     assert result.returncode == 0, result.stderr
-    assert tree(project) == tree(render(releases, tmp_path / "fresh", ANSWERS, vcs_ref=NEWEST))
+    fresh = render(releases, tmp_path / "fresh", UPDATED_ANSWERS, vcs_ref=NEWEST)
+    assert tree(project) == tree(fresh)
 
 
 def test_update_from_the_first_commit_gives_the_fresh_render(
@@ -225,7 +228,41 @@ def test_update_from_the_first_commit_gives_the_fresh_render(
     result = update(project, "--vcs-ref", NEWEST)
 
     assert result.returncode == 0, result.stderr
-    assert tree(project) == tree(render(releases, tmp_path / "fresh", ANSWERS, vcs_ref=NEWEST))
+    fresh = render(releases, tmp_path / "fresh", UPDATED_ANSWERS, vcs_ref=NEWEST)
+    assert tree(project) == tree(fresh)
+
+
+def test_update_into_auth_keeps_the_api_open_until_the_owner_switches_to_api_keys(
+    releases: Path, postgres: Any, tmp_path: Path
+) -> None:
+    project = owned_project(releases, tmp_path / "service")
+    users = project / PACKAGE / "api" / "v1" / "users.py"
+
+    # A release before `auth`: `--defaults` must not lock the owner out of their own API.
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert "auth: none\n" in (project / ".copier-answers.yml").read_text()
+    assert not (project / PACKAGE / "api" / "security.py").exists()
+    assert "dependencies=" not in users.read_text()
+
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Updated")
+    switched = update(project, "--vcs-ref", NEWEST, "--data", "auth=api_key")
+
+    assert switched.returncode == 0, switched.stderr
+    assert "auth: api_key\n" in (project / ".copier-answers.yml").read_text()
+    assert "dependencies=[can_write]" in users.read_text()
+    versions = project / PACKAGE / "migrations" / "versions"
+    assert len(list(versions.glob("*_create_api_keys.py"))) == 1
+    assert not [name for name, data in tree(project).items() if MARKERS.search(data.decode())]
+    # The switched project's own checks of its keys and of its migrations pass.
+    uv_sync(project)
+    checks = ("tests/auth", "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
+    uv_run = (sys.executable, "-m", "uv", "run", "--python", sys.executable)
+    env = clean_environment(TEST_DATABASE_URL=postgres.url)
+    suite = run(*uv_run, "pytest", "-q", "--no-cov", *checks, cwd=project, env=env)
+    assert " passed" in suite.stdout
 
 
 def test_update_of_a_dirty_project_is_refused_and_changes_nothing(

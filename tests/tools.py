@@ -21,6 +21,7 @@ _FOREIGN_VARIABLES = (
     "DATABASE_URL",
     "DATABASE_READ_URL",
     "TEST_DATABASE_URL",
+    "API_KEY",  # the integration checks' credential
 )
 
 

@@ -1,10 +1,13 @@
 """`python -m tests.integration COMMAND --app-url URL`: exit 0 when the checks pass, 1 when not.
 
 A failure prints one line naming what was wrong (stderr), so CI logs say it without a traceback.
+An API that needs a credential gets it from `--api-key`, or better from the API_KEY variable: a
+command line is visible to every user of the machine. The key itself is never printed.
 """
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,13 +19,21 @@ from tests.integration.commands import COMMANDS
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser: one subcommand per command, each taking `--app-url`."""
+    """The argument parser: one subcommand per command, each taking `--app-url` and `--api-key`."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--app-url",
         required=True,
         metavar="URL",
         help="where the app serves, e.g. http://127.0.0.1:8000",
+    )
+    common.add_argument(
+        "--api-key",
+        default=os.environ.get("API_KEY"),
+        metavar="KEY",
+        # The default is the key itself: it never goes into the help.
+        help="the API key sent as `Authorization: Bearer KEY` (default: the API_KEY environment"
+        " variable, which keeps the key off the command line); never printed",
     )
     root = argparse.ArgumentParser(
         prog="python -m tests.integration",

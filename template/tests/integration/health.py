@@ -1,7 +1,8 @@
 """`health`: the app is alive and ready, the first thing to know before checking more.
 
 With `--wait`, it keeps asking until the app is ready: CI starts the app in the background and
-uses this to know when it may begin.
+uses this to know when it may begin. It asks without the API key, as a load balancer or an
+orchestrator does: the probes must answer anyone.
 """
 
 import argparse

@@ -1,0 +1,1 @@
+"""Who is calling: credentials checked against what the service trusts, and what they grant."""
