@@ -50,7 +50,10 @@ def test_render_includes_the_example_only_when_asked(project: Path) -> None:
 
     for relative in EXAMPLE_FILES:
         assert (package / relative).is_file() == wanted, relative
-    assert any((package / "migrations" / "versions").glob("*.py")) == wanted
+    versions = (package / "migrations" / "versions").glob("*.py")
+    revisions = {path.name.split("_", 3)[-1] for path in versions}
+    assert ("create_users_and_posts.py" in revisions) == wanted
+    assert ("create_api_keys.py" in revisions) == (answers["auth"] == "api_key")
     assert (project / "tests" / "api" / "v1").exists() == wanted
     assert ("import User" in (package / "db" / "models" / "__init__.py").read_text()) == wanted
     assert ("email-validator" in (project / "pyproject.toml").read_text()) == wanted
