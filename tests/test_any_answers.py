@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.answers import EVERY_DEPENDENCY
 from tests.conftest import render
 from tests.module_names import offered_pythons
 from tests.tools import run, template_debris, uv_sync
@@ -88,7 +89,7 @@ def refusal_of(template: Path, destination: Path, answers: dict[str, Any]) -> st
 @pytest.fixture(scope="session")
 def typing_tools(rendered: Callable[[str], Path]) -> Path:
     """The bin folder of a virtualenv holding every dependency any answer set installs."""
-    return uv_sync(rendered("defaults"))
+    return uv_sync(rendered(EVERY_DEPENDENCY))
 
 
 @pytest.fixture(scope="session")
