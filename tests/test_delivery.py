@@ -5,8 +5,13 @@ linted by hadolint, the compose file and the workflow are validated against thei
 schemas, the workflow is audited by zizmor, and all are checked against the settings module.
 """
 
+import contextlib
+import json
 import os
 import re
+import signal
+import subprocess
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.tools import UV, clean_environment, package_of, run
+from tests.answers import EVERY_DEPENDENCY
+from tests.tools import UV, clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.render
 
@@ -97,6 +103,7 @@ def test_workflow_runs_the_readme_commands(project: Path) -> None:
         if "uv run" in step.get("run", "")
         and runs_for(project, step)
         and "api-key create" not in step["run"]  # a key for the checks: the next test but one
+        and "tests.identity_provider" not in step["run"]  # a token for them: the test after it
     ]
     app = "--app-url http://127.0.0.1:8000"
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
@@ -219,3 +226,50 @@ def test_the_wheel_the_image_installs_leaves_the_development_tools_out(
     assert f"{package}/main.py" in names
     assert f"{package}/migrations/env.py" in names
     assert not [name for name in names if "/devtools/" in name]
+
+
+def test_workflow_serves_an_issuer_and_hands_its_token_to_the_checks_when_oidc(
+    project: Path, rendered: Callable[[str], Path], tmp_path: Path
+) -> None:
+    workflow: dict[str, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    steps = workflow["jobs"]["check"]["steps"]
+    position = {step["name"]: number for number, step in enumerate(steps) if "name" in step}
+    (serving,) = [step for step in steps if "tests.identity_provider" in step.get("run", "")]
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+    assert runs_for(project, serving) == (answers["auth"] == "oidc")
+    # Before the migration: the settings of every command need the issuer.
+    assert position[serving["name"]] < position["Migrate the app's database"]
+    if answers["auth"] != "oidc":
+        return
+    # Run the step for real, with a `uv` that runs the project's own virtualenv.
+    bin_dir = uv_sync(rendered(EVERY_DEPENDENCY))
+    fake = tmp_path / "bin" / "uv"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nshift\nexec "{bin_dir}/$@"\n')
+    fake.chmod(0o755)
+    github_env = tmp_path / "github_env"
+    environment = clean_environment(
+        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}", GITHUB_ENV=str(github_env)
+    )
+    step = subprocess.Popen(
+        ["bash", "-e", "-c", serving["run"]],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = step.communicate(timeout=60)
+        given = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+        assert set(given) == {"OIDC_ISSUER", "OIDC_AUDIENCE", "API_KEY"}
+        assert output == f"::add-mask::{given['API_KEY']}\n"  # masked before anything prints it
+        discovery_url = f"{given['OIDC_ISSUER']}/.well-known/openid-configuration"
+        with urllib.request.urlopen(discovery_url, timeout=10) as answer:  # noqa: S310 - http
+            assert json.loads(answer.read())["issuer"] == given["OIDC_ISSUER"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the issuer the step left serving
+            os.killpg(step.pid, signal.SIGTERM)

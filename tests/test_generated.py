@@ -123,8 +123,8 @@ def test_generated_service_migrates_and_serves_crud_over_http(
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as process:
         ada = {"email": "ada@example.com", "full_name": "Ada"}
         # API keys by default: a write without one, or with a made-up one, changes nothing.
-        refused, problem, challenge = call("POST", f"{base}/api/v1/users", ada, secret_headers)
-        assert (refused, challenge["www-authenticate"]) == (401, 'Bearer error="invalid_token"')
+        unknown, problem, challenge = call("POST", f"{base}/api/v1/users", ada, secret_headers)
+        assert (unknown, challenge["www-authenticate"]) == (401, 'Bearer error="invalid_token"')
         assert problem["request_id"] == request_id
         assert call("POST", f"{base}/api/v1/users", ada)[0] == 401
         reader = issue_key(command, project, env, "read", name="dashboard")
