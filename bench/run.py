@@ -3,12 +3,12 @@
 Starts a throwaway PostgreSQL, renders and installs the default project, migrates it, seeds
 10,000 users, then serves the project (`<package> serve`, one worker, shipped settings: request
 ids, access logs, error handlers and API keys on) and the baseline (`bench/baseline.py`) side by
-side on the same database. The same project rendered with `auth=none` ("open") is served too, on
-a database of its own seeded alike, to price authentication. wrk drives each at 64 connections,
-GET and POST, 10 s after a warm-up, alternating baseline, service and open twice, every request
-carrying the same API key (issued by the project's CLI; the others ignore it). Prints a table,
-one JSON line per run, the ratios to the baseline and the server CPU per request with and
-without the key check.
+side on the same database. The same project rendered with `auth=none` ("open") and with
+`auth=oidc` ("oidc", checking tokens from the issuer its tests serve) is served too, each on a
+database of its own seeded alike, to price authentication. wrk drives each at 64 connections,
+GET and POST, 10 s after a warm-up, alternating the servers twice; the service's requests carry
+an API key issued by its CLI, the oidc one's a token. Prints a table, one JSON line per run,
+the ratios to the baseline and the server CPU per request of each mode.
 """
 
 import json
@@ -25,7 +25,7 @@ from typing import Any
 from bench.wrk import Report, find_wrk, run_wrk
 from tests.conftest import render, snapshot_template
 from tests.local_postgres import load
-from tests.service import PeakSessions, free_port, running
+from tests.service import PeakSessions, free_port, launched, running
 from tests.tools import UV, clean_environment, run, uv_sync
 
 CONNECTIONS, SECONDS, WARM_UP, ROUNDS, USERS = 64, 10, 3, 2, 10_000
@@ -33,13 +33,22 @@ ENDPOINTS = {"GET": "get.lua", "POST": "post.lua"}
 SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
 SERVICE_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench'"
 OPEN_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_open'"
+OIDC_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_oidc'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
 # The service's shipped DATABASE_POOL_SIZE (no overflow); the baseline gets one pool that size.
 POOL_SIZE = 10
-# The most connections each may open: the service has a writer pool and a reader pool.
-CONNECTION_LIMITS = {"service": 2 * POOL_SIZE, "open": 2 * POOL_SIZE, "baseline": POOL_SIZE}
+# The most connections each may open: the service has a writer pool and a reader pool, and
+# readiness one connection per role (db/readiness.py).
+PROJECT_LIMIT = 2 * POOL_SIZE + 2
+CONNECTION_LIMITS = {
+    "service": PROJECT_LIMIT,
+    "open": PROJECT_LIMIT,
+    "oidc": PROJECT_LIMIT,
+    "baseline": POOL_SIZE,
+}
 DEFAULTS = {"project_name": "Demo Service"}  # API keys, as `copier copy --defaults` gives
 OPEN = {**DEFAULTS, "auth": "none"}  # the same project with no authentication
+OIDC = {**DEFAULTS, "auth": "oidc"}  # and with bearer tokens from an OIDC issuer
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -90,15 +99,31 @@ def prepare(work: Path, figures: dict[str, float]) -> tuple[Path, Path]:
     return project, bin_dir
 
 
-def prepare_open(work: Path) -> tuple[Path, Path]:
-    """Render and install the project without authentication; return it and its bin folder."""
-    project = render(work / "keel", work / "open", OPEN)
+def prepare_variant(work: Path, name: str, answers: dict[str, str]) -> tuple[Path, Path]:
+    """Render and install the project with other answers; return it and its bin folder."""
+    project = render(work / "keel", work / name, answers)
     return project, uv_sync(project)
 
 
-def seeded(postgres: Any, name: str, project: Path, bin_dir: Path) -> dict[str, str]:
+def issuer(stack: ExitStack, project: Path, bin_dir: Path, log: Path) -> dict[str, str]:
+    """Serve the oidc project's test issuer until the stack closes; its settings and a token."""
+    command = [str(bin_dir / "python"), "-m", "tests.identity_provider"]
+    process = stack.enter_context(launched(command, cwd=project, env=clean_environment(), log=log))
+    for _ in range(600):
+        lines = log.read_text().splitlines() if log.exists() else []
+        if len(lines) >= 3:
+            return dict(line.split("=", 1) for line in lines[:3])
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"the issuer did not start; see {log}")
+
+
+def seeded(
+    postgres: Any, name: str, project: Path, bin_dir: Path, **settings: str
+) -> dict[str, str]:
     """A new database migrated by the project and seeded with USERS users; the project's env."""
-    env = clean_environment(DATABASE_URL=postgres.create_database(name))
+    env = clean_environment(DATABASE_URL=postgres.create_database(name), **settings)
     run(bin_dir / "demo_service", "migrate", cwd=project, env=env)
     postgres.psql(
         "INSERT INTO users (email, full_name) SELECT 'seed' || n || '@example.com', "  # noqa: S608
@@ -172,9 +197,13 @@ def main() -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="keel-bench-")))
         postgres = stack.enter_context(load().LocalPostgres())
         project, bin_dir = prepare(work, figures)
-        open_project, open_bin_dir = prepare_open(work)
+        open_project, open_bin_dir = prepare_variant(work, "open", OPEN)
+        oidc_project, oidc_bin_dir = prepare_variant(work, "oidc", OIDC)
         env = seeded(postgres, "bench", project, bin_dir)
         open_env = seeded(postgres, "bench_open", open_project, open_bin_dir)
+        issued_by = issuer(stack, oidc_project, oidc_bin_dir, work / "issuer.log")
+        token = {"Authorization": f"Bearer {issued_by.pop('API_KEY')}"}
+        oidc_env = seeded(postgres, "bench_oidc", oidc_project, oidc_bin_dir, **issued_by)
         # A key to read and write, as a client gets one; every request of every run sends it.
         issued = run(
             bin_dir / "demo_service",
@@ -185,6 +214,7 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {issued.stdout.strip()}"}
         service = serve(stack, project, bin_dir, env, work / "service.log")
         opened = serve(stack, open_project, open_bin_dir, open_env, work / "open.log")
+        oidc = serve(stack, oidc_project, oidc_bin_dir, oidc_env, work / "oidc.log")
         baseline_port = free_port()
         baseline = stack.enter_context(
             running(
@@ -217,15 +247,20 @@ def main() -> None:
             "baseline": (baseline_port, baseline.pid, BASELINE_SESSIONS),
             "service": (*service, SERVICE_SESSIONS),
             "open": (*opened, OPEN_SESSIONS),
+            "oidc": (*oidc, OIDC_SESSIONS),
         }
-        for port, _, _ in servers.values():  # warm-up, not recorded
+        # Each server's credential: the baseline and the open project ignore theirs.
+        credentials = {"baseline": headers, "service": headers, "open": headers, "oidc": token}
+        for name, (port, _, _) in servers.items():  # warm-up, not recorded
             for script in ENDPOINTS.values():
                 url = f"http://127.0.0.1:{port}"
-                run_wrk(url, script, WARM_UP, CONNECTIONS, dict(os.environ), headers)
+                run_wrk(url, script, WARM_UP, CONNECTIONS, dict(os.environ), credentials[name])
         for round_ in range(1, ROUNDS + 1):
             for endpoint in ENDPOINTS:
                 for name, (port, pid, sessions) in servers.items():
-                    result = measure(name, port, pid, postgres, sessions, endpoint, round_, headers)
+                    result = measure(
+                        name, port, pid, postgres, sessions, endpoint, round_, credentials[name]
+                    )
                     results.append(result)
                     print(json.dumps(result), flush=True)
     report(results, figures)
@@ -249,7 +284,7 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
     cpu = {(r["server"], r["endpoint"], r["round"]): r["cpu_us_per_request"] for r in results}
     rounds = range(1, ROUNDS + 1)
     for endpoint in ENDPOINTS:
-        for name in ("service", "open"):
+        for name in ("service", "open", "oidc"):
             ratios = []
             for round_ in rounds:
                 ratio = rps[name, endpoint, round_] / rps["baseline", endpoint, round_]
@@ -257,14 +292,15 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
                 line = {"server": name, "endpoint": endpoint, "round": round_}
                 print(json.dumps({**line, "ratio": round(ratio, 3)}))
             print(f"{endpoint}: {name}/baseline = {statistics.median(ratios):.3f} (target >= 0.30)")
-    # What checking a key costs the server: CPU per request, in the same run, as the medians.
+    # What each mode costs the server: CPU per request, in the same run, as the medians.
     for endpoint in ENDPOINTS:
-        keyed = statistics.median(cpu["service", endpoint, round_] for round_ in rounds)
         plain = statistics.median(cpu["open", endpoint, round_] for round_ in rounds)
-        print(
-            f"{endpoint}: server CPU per request, API key {keyed:.0f} µs vs auth=none "
-            f"{plain:.0f} µs ({(keyed / plain - 1) * 100:+.1f}%)"
-        )
+        for name, mode in (("service", "API key"), ("oidc", "OIDC token")):
+            checked = statistics.median(cpu[name, endpoint, round_] for round_ in rounds)
+            print(
+                f"{endpoint}: server CPU per request, {mode} {checked:.0f} µs vs auth=none "
+                f"{plain:.0f} µs ({(checked / plain - 1) * 100:+.1f}%)"
+            )
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
 

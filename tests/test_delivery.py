@@ -137,10 +137,7 @@ def test_workflow_names_the_service_from_pyproject(project: Path, tmp_path: Path
 def test_workflow_issues_the_checks_a_key_exactly_when_the_project_has_api_keys(
     project: Path, tmp_path: Path
 ) -> None:
-    workflow: dict[str, Any] = yaml.safe_load(
-        (project / ".github" / "workflows" / "ci.yml").read_text()
-    )
-    steps = workflow["jobs"]["check"]["steps"]
+    steps = check_steps(project)
     position = {step["name"]: number for number, step in enumerate(steps) if "name" in step}
     (issuing,) = [step for step in steps if "api-key create" in step.get("run", "")]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
@@ -169,6 +166,15 @@ def test_workflow_issues_the_checks_a_key_exactly_when_the_project_has_api_keys(
     )
     assert issued.stdout == f"::add-mask::{key}\n"  # masked before anything else prints it
     assert github_env.read_text() == f"API_KEY={key}\n"
+
+
+def check_steps(project: Path) -> list[dict[str, Any]]:
+    """The steps of the generated workflow's `check` job, in order."""
+    workflow: dict[str, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    steps: list[dict[str, Any]] = workflow["jobs"]["check"]["steps"]
+    return steps
 
 
 def runs_for(project: Path, step: dict[str, Any]) -> bool:
@@ -231,10 +237,7 @@ def test_the_wheel_the_image_installs_leaves_the_development_tools_out(
 def test_workflow_serves_an_issuer_and_hands_its_token_to_the_checks_when_oidc(
     project: Path, rendered: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    workflow: dict[str, Any] = yaml.safe_load(
-        (project / ".github" / "workflows" / "ci.yml").read_text()
-    )
-    steps = workflow["jobs"]["check"]["steps"]
+    steps = check_steps(project)
     position = {step["name"]: number for number, step in enumerate(steps) if "name" in step}
     (serving,) = [step for step in steps if "tests.identity_provider" in step.get("run", "")]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
