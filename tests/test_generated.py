@@ -5,6 +5,8 @@ test starts and hands over through TEST_DATABASE_URL / DATABASE_URL.
 """
 
 import json
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -212,3 +214,35 @@ def test_generated_serve_refuses_bad_settings_in_one_line(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_generated_readme_api_key_commands_issue_list_and_revoke_keys(
+    rendered: Callable[[str], Path], postgres: Any
+) -> None:
+    project = rendered("defaults")
+    package = package_of(project)
+    readme = (project / "README.md").read_text()
+    section = readme[readme.index("## Authentication") : readme.index("## Settings and secrets")]
+    create, listing, revoke = re.findall(rf"^uv run {package} api-key .*$", section, re.MULTILINE)
+    bin_dir = uv_sync(project)
+    env = clean_environment(DATABASE_URL=postgres.create_database("readme_keys"))
+    run(bin_dir / package, "migrate", cwd=project, env=env)
+
+    def readme_command(line: str, **values: str) -> subprocess.CompletedProcess[str]:
+        """Run a README line with the project's virtualenv, as `uv run` would."""
+        words = shlex.split(line)
+        assert words[:3] == ["uv", "run", package], line
+        words = [values.get(word, word) for word in words[3:]]
+        return run(bin_dir / package, *words, cwd=project, env=env)
+
+    key = readme_command(create).stdout.strip()
+    lookup = key.split("_")[1]
+    assert re.fullmatch(r"ak_[0-9a-f]{12}_[\w-]{43}", key), "create prints the key alone"
+    assert re.search(
+        rf"^{lookup}\s+billing-ci\s+read,write\s.*\sactive$",
+        readme_command(listing).stdout,
+        re.MULTILINE,
+    )
+    readme_command(revoke, LOOKUP=lookup)
+    assert readme_command(listing).stdout.rstrip().endswith("revoked")
+    assert key.split("_", 2)[2] not in readme_command(listing).stdout  # the secret, shown once

@@ -24,5 +24,9 @@ class Authenticator(Protocol):
     """Checks a bearer credential: the caller it proves, or None when it proves nothing."""
 
     async def authenticate(self, credential: str) -> Principal | None:
-        """The caller this credential belongs to; None if it is invalid, expired or revoked."""
+        """The caller this credential belongs to; None if it is invalid, expired or revoked.
+
+        An error of `core.errors` instead when it cannot be checked now (a database or an
+        issuer down): the client gets that error's status (503), not a 401.
+        """
         ...
