@@ -4,11 +4,11 @@ Starts a throwaway PostgreSQL, renders and installs the default project, migrate
 10,000 users, then serves the project (`<package> serve`, one worker, shipped settings: request
 ids, access logs, error handlers and API keys on) and the baseline (`bench/baseline.py`) side by
 side on the same database. The same project rendered with `auth=none` ("open") and with
-`auth=oidc` ("oidc", checking tokens from the issuer its tests serve) is served too, each on a
-database of its own seeded alike, to price authentication. wrk drives each at 64 connections,
-GET and POST, 10 s after a warm-up, alternating the servers twice; the service's requests carry
-an API key issued by its CLI, the oidc one's a token. Prints a table, one JSON line per run,
-the ratios to the baseline and the server CPU per request of each mode.
+`auth=oidc` ("oidc", checking tokens from its local issuer, `devtools/identity_provider.py`) is
+served too, each on a database of its own seeded alike, to price authentication. wrk drives
+each at 64 connections, GET and POST, 10 s after a warm-up, alternating the servers twice; the
+service's requests carry an API key issued by its CLI, the oidc one's a token. Prints a table,
+one JSON line per run, the ratios to the baseline and the server CPU per request of each mode.
 """
 
 import json
@@ -106,8 +106,8 @@ def prepare_variant(work: Path, name: str, answers: dict[str, str]) -> tuple[Pat
 
 
 def issuer(stack: ExitStack, project: Path, bin_dir: Path, log: Path) -> dict[str, str]:
-    """Serve the oidc project's test issuer until the stack closes; its settings and a token."""
-    command = [str(bin_dir / "python"), "-m", "tests.identity_provider"]
+    """Serve the oidc project's local issuer until the stack closes; its settings and a token."""
+    command = [str(bin_dir / "python"), "-m", "demo_service.devtools.identity_provider"]
     process = stack.enter_context(launched(command, cwd=project, env=clean_environment(), log=log))
     for _ in range(600):
         lines = log.read_text().splitlines() if log.exists() else []

@@ -103,7 +103,7 @@ def test_workflow_runs_the_readme_commands(project: Path) -> None:
         if "uv run" in step.get("run", "")
         and runs_for(project, step)
         and "api-key create" not in step["run"]  # a key for the checks: the next test but one
-        and "tests.identity_provider" not in step["run"]  # a token for them: the test after it
+        and "devtools.identity_provider" not in step["run"]  # a token for them: the test after it
     ]
     app = "--app-url http://127.0.0.1:8000"
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
@@ -239,23 +239,25 @@ def test_workflow_serves_an_issuer_and_hands_its_token_to_the_checks_when_oidc(
 ) -> None:
     steps = check_steps(project)
     position = {step["name"]: number for number, step in enumerate(steps) if "name" in step}
-    (serving,) = [step for step in steps if "tests.identity_provider" in step.get("run", "")]
+    (serving,) = [step for step in steps if "devtools.identity_provider" in step.get("run", "")]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
 
     assert runs_for(project, serving) == (answers["auth"] == "oidc")
     # Before the migration: the settings of every command need the issuer.
     assert position[serving["name"]] < position["Migrate the app's database"]
-    if answers["auth"] != "oidc":
+    if project != rendered(EVERY_DEPENDENCY):  # OIDC, installed with this Python: run it
         return
     # Run the step for real, with a `uv` that runs the project's own virtualenv.
-    bin_dir = uv_sync(rendered(EVERY_DEPENDENCY))
+    bin_dir = uv_sync(project)
     fake = tmp_path / "bin" / "uv"
     fake.parent.mkdir()
     fake.write_text(f'#!/bin/sh\nshift\nexec "{bin_dir}/$@"\n')
     fake.chmod(0o755)
     github_env = tmp_path / "github_env"
     environment = clean_environment(
-        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}", GITHUB_ENV=str(github_env)
+        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        GITHUB_ENV=str(github_env),
+        SERVICE=package_of(project),
     )
     step = subprocess.Popen(
         ["bash", "-e", "-c", serving["run"]],

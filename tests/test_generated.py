@@ -193,6 +193,36 @@ def test_generated_dev_runs_on_its_own_postgres_and_stops_it(
     assert not started & set(processes_mentioning("postgres -D")), "dev left PostgreSQL running"
 
 
+def test_generated_dev_of_an_oidc_project_starts_a_local_issuer_and_keeps_a_token(
+    rendered: Callable[[str], Path], tmp_path: Path
+) -> None:
+    project = rendered("identity")
+    command = str(uv_sync(project) / package_of(project))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    token_file = project / ".local" / "oidc.token"
+    token_file.unlink(missing_ok=True)
+
+    with running(
+        [command, "dev"],
+        cwd=project,
+        env=clean_environment(PORT=str(port)),
+        ready_url=f"{base}/health/ready",
+        log=tmp_path / "dev.log",
+    ) as process:
+        token = token_file.read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert call("GET", f"{base}/api/v1/users", headers=headers)[:2] == (200, [])
+        assert call("GET", f"{base}/api/v1/users")[0] == 401
+        assert stop(process, signal.SIGINT)
+        assert not leftovers(process)
+
+    log = (tmp_path / "dev.log").read_text()
+    assert "Local OIDC issuer: OIDC_ISSUER=http://127.0.0.1:" in log
+    assert token not in log  # kept in its file, never printed
+    assert token_file.stat().st_mode & 0o077 == 0
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
