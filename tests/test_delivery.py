@@ -143,16 +143,9 @@ def test_workflow_issues_the_checks_a_key_exactly_when_the_project_has_api_keys(
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     # Run it with a `uv` that records its arguments and prints a key, as `api-key create` does.
     key = "ak_0123456789ab_" + "s" * 43
-    fake = tmp_path / "bin" / "uv"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/arguments"\necho {key}\n')
-    fake.chmod(0o755)
     github_env = tmp_path / "github_env"
-    environment = clean_environment(
-        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
-        SERVICE=package_of(project),
-        GITHUB_ENV=str(github_env),
-    )
+    script = f'printf "%s\\n" "$@" > "{tmp_path}/arguments"\necho {key}'
+    environment = with_fake_uv(tmp_path, script, project, github_env)
     issued = run("bash", "-e", "-c", issuing["run"], cwd=project, env=environment)
     arguments = " ".join((tmp_path / "arguments").read_text().split())
 
@@ -175,6 +168,19 @@ def check_steps(project: Path) -> list[dict[str, Any]]:
     )
     steps: list[dict[str, Any]] = workflow["jobs"]["check"]["steps"]
     return steps
+
+
+def with_fake_uv(tmp_path: Path, script: str, project: Path, github_env: Path) -> dict[str, str]:
+    """The environment of a workflow step whose `uv` is this shell script; $SERVICE as CI sets."""
+    fake = tmp_path / "bin" / "uv"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    return clean_environment(
+        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        SERVICE=package_of(project),
+        GITHUB_ENV=str(github_env),
+    )
 
 
 def runs_for(project: Path, step: dict[str, Any]) -> bool:
@@ -249,16 +255,8 @@ def test_workflow_serves_an_issuer_and_hands_its_token_to_the_checks_when_oidc(
         return
     # Run the step for real, with a `uv` that runs the project's own virtualenv.
     bin_dir = uv_sync(project)
-    fake = tmp_path / "bin" / "uv"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\nshift\nexec "{bin_dir}/$@"\n')
-    fake.chmod(0o755)
     github_env = tmp_path / "github_env"
-    environment = clean_environment(
-        PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
-        GITHUB_ENV=str(github_env),
-        SERVICE=package_of(project),
-    )
+    environment = with_fake_uv(tmp_path, f'shift\nexec "{bin_dir}/$@"', project, github_env)
     step = subprocess.Popen(
         ["bash", "-e", "-c", serving["run"]],
         cwd=project,
