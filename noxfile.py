@@ -33,7 +33,7 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render every answer set and check the files: layout, lint, types, refused answers."""
     install(session, "test")
-    selection = "not generated and not update and not pgbouncer"
+    selection = "not generated and not update and not pgbouncer and not observability"
     session.run("pytest", "-m", selection, *session.posargs, env=ENV)
 
 
@@ -56,6 +56,13 @@ def pgbouncer(session: nox.Session) -> None:
     """Run a generated project's suite and a load through PgBouncer (apt-get install pgbouncer)."""
     install(session, "test")
     session.run("pytest", "-m", "pgbouncer", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def observability(session: nox.Session) -> None:
+    """Trace and scrape a served project with Prometheus (apt-get install prometheus)."""
+    install(session, "test")
+    session.run("pytest", "-m", "observability", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

@@ -5,10 +5,14 @@ Starts a throwaway PostgreSQL, renders and installs the default project, migrate
 ids, access logs, error handlers and API keys on) and the baseline (`bench/baseline.py`) side by
 side on the same database. The same project rendered with `auth=none` ("open") and with
 `auth=oidc` ("oidc", checking tokens from its local issuer, `devtools/identity_provider.py`) is
-served too, each on a database of its own seeded alike, to price authentication. wrk drives
-each at 64 connections, GET and POST, 10 s after a warm-up, alternating the servers twice; the
-service's requests carry an API key issued by its CLI, the oidc one's a token. Prints a table,
-one JSON line per run, the ratios to the baseline and the server CPU per request of each mode.
+served too, each on a database of its own seeded alike, to price authentication. To price
+observability, the default project is served twice more: with FastAPI's own telemetry at its
+defaults ("fastapi", `bench/fastapi_defaults.py`: how the service shipped before it was switched
+off) and with traces and metrics on ("exporting": every request traced, spans sent over OTLP to
+`bench/otlp_sink.py`, metrics recorded). wrk drives each at 64 connections, GET and POST, 10 s
+after a warm-up, alternating the servers twice; the service's requests carry an API key issued
+by its CLI, the oidc one's a token. Prints a table, one JSON line per run, the ratios to the
+baseline and the server CPU per request of each mode.
 """
 
 import json
@@ -34,6 +38,8 @@ SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
 SERVICE_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench'"
 OPEN_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_open'"
 OIDC_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_oidc'"
+FASTAPI_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_fastapi'"
+EXPORTING_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_exporting'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
 # The service's shipped DATABASE_POOL_SIZE (no overflow); the baseline gets one pool that size.
 POOL_SIZE = 10
@@ -44,6 +50,8 @@ CONNECTION_LIMITS = {
     "service": PROJECT_LIMIT,
     "open": PROJECT_LIMIT,
     "oidc": PROJECT_LIMIT,
+    "fastapi": PROJECT_LIMIT,
+    "exporting": PROJECT_LIMIT,
     "baseline": POOL_SIZE,
 }
 DEFAULTS = {"project_name": "Demo Service"}  # API keys, as `copier copy --defaults` gives
@@ -133,14 +141,33 @@ def seeded(
     return env
 
 
+def issue_key(bin_dir: Path, project: Path, env: dict[str, str]) -> dict[str, str]:
+    """A key to read and write from the project's own CLI; the header that carries it."""
+    issued = run(
+        bin_dir / "demo_service",
+        *("api-key", "create", "--name", "bench", "--scope", "read", "--scope", "write"),
+        cwd=project,
+        env=env,
+    )
+    return {"Authorization": f"Bearer {issued.stdout.strip()}"}
+
+
 def serve(
-    stack: ExitStack, project: Path, bin_dir: Path, env: dict[str, str], log: Path
+    stack: ExitStack,
+    project: Path,
+    bin_dir: Path,
+    env: dict[str, str],
+    log: Path,
+    command: tuple[str, ...] = ("demo_service", "serve"),
 ) -> tuple[int, int]:
-    """Serve a project with one worker until the stack closes; return its port and process id."""
+    """Serve a project with one worker until the stack closes; return its port and process id.
+
+    `command` is run from the project's bin folder.
+    """
     port = free_port()
     process = stack.enter_context(
         running(
-            [str(bin_dir / "demo_service"), "serve"],
+            [str(bin_dir / command[0]), *command[1:]],
             cwd=project,
             env={**env, "PORT": str(port), "WEB_CONCURRENCY": "1"},
             ready_url=f"http://127.0.0.1:{port}/health/ready",
@@ -205,14 +232,37 @@ def main() -> None:
         token = {"Authorization": f"Bearer {issued_by.pop('API_KEY')}"}
         oidc_env = seeded(postgres, "bench_oidc", oidc_project, oidc_bin_dir, **issued_by)
         # A key to read and write, as a client gets one; every request of every run sends it.
-        issued = run(
-            bin_dir / "demo_service",
-            *("api-key", "create", "--name", "bench", "--scope", "read", "--scope", "write"),
-            cwd=project,
-            env=env,
-        )
-        headers = {"Authorization": f"Bearer {issued.stdout.strip()}"}
+        headers = issue_key(bin_dir, project, env)
         service = serve(stack, project, bin_dir, env, work / "service.log")
+        fastapi_env = {
+            **seeded(postgres, "bench_fastapi", project, bin_dir),
+            "PYTHONPATH": str(Path(__file__).parent.parent),
+        }
+        fastapi = serve(
+            stack,
+            project,
+            bin_dir,
+            fastapi_env,
+            work / "fastapi.log",
+            ("python", "-m", "bench.fastapi_defaults"),
+        )
+        sink_port = free_port()
+        sink = [sys.executable, "-m", "bench.otlp_sink", str(sink_port)]
+        stack.enter_context(
+            launched(
+                sink, cwd=Path(__file__).parent.parent, env=dict(os.environ), log=work / "sink.log"
+            )
+        )
+        exporting_env = seeded(
+            postgres,
+            "bench_exporting",
+            project,
+            bin_dir,
+            TRACES_ENABLED="true",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}",
+            METRICS_PORT=str(free_port()),
+        )
+        exporting = serve(stack, project, bin_dir, exporting_env, work / "exporting.log")
         opened = serve(stack, open_project, open_bin_dir, open_env, work / "open.log")
         oidc = serve(stack, oidc_project, oidc_bin_dir, oidc_env, work / "oidc.log")
         baseline_port = free_port()
@@ -248,9 +298,19 @@ def main() -> None:
             "service": (*service, SERVICE_SESSIONS),
             "open": (*opened, OPEN_SESSIONS),
             "oidc": (*oidc, OIDC_SESSIONS),
+            "fastapi": (*fastapi, FASTAPI_SESSIONS),
+            "exporting": (*exporting, EXPORTING_SESSIONS),
         }
-        # Each server's credential: the baseline and the open project ignore theirs.
-        credentials = {"baseline": headers, "service": headers, "open": headers, "oidc": token}
+        # Each server's credential: the baseline and the open project ignore theirs; the
+        # telemetry variants have databases of their own, with keys of their own.
+        credentials = {
+            "baseline": headers,
+            "service": headers,
+            "open": headers,
+            "oidc": token,
+            "fastapi": issue_key(bin_dir, project, fastapi_env),
+            "exporting": issue_key(bin_dir, project, exporting_env),
+        }
         for name, (port, _, _) in servers.items():  # warm-up, not recorded
             for script in ENDPOINTS.values():
                 url = f"http://127.0.0.1:{port}"
@@ -301,6 +361,18 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
                 f"{endpoint}: server CPU per request, {mode} {checked:.0f} µs vs auth=none "
                 f"{plain:.0f} µs ({(checked / plain - 1) * 100:+.1f}%)"
             )
+    # What observability costs: off (as shipped), FastAPI's telemetry at its defaults (as it
+    # shipped before), traces and metrics on and exporting.
+    for endpoint in ENDPOINTS:
+        off, defaults, exporting = (
+            statistics.median(cpu[name, endpoint, round_] for round_ in rounds)
+            for name in ("service", "fastapi", "exporting")
+        )
+        print(
+            f"{endpoint}: server CPU per request, telemetry off {off:.0f} µs, FastAPI's defaults "
+            f"{defaults:.0f} µs ({(defaults / off - 1) * 100:+.1f}%), traces and metrics "
+            f"exporting {exporting:.0f} µs ({(exporting / off - 1) * 100:+.1f}%)"
+        )
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
 

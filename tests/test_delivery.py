@@ -60,7 +60,8 @@ def test_compose_file_is_consistent_with_the_app(project: Path) -> None:
     variables = settings_variables(project)
 
     for name in ("migrations", "app"):
-        assert set(services[name]["environment"]) <= variables, name
+        ours = {key for key in services[name]["environment"] if not key.startswith("OTEL_")}
+        assert ours <= variables, name  # OTEL_* are OpenTelemetry's own
         assert services[name]["secrets"] == ["database_password"]
     assert services["migrations"]["command"] == ["migrate"]
     assert services["migrations"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
@@ -215,6 +216,30 @@ def test_ci_and_image_run_the_same_python(project: Path) -> None:
     assert pinned == answers["python_version"]
     assert setup == [{"python-version-file": ".python-version"}]
     assert images == [pinned, pinned]  # build and runtime stages
+
+
+def test_compose_observability_profile_receives_and_scrapes_what_the_app_sends(
+    project: Path,
+) -> None:
+    text = (project / "compose.yaml").read_text()
+    services = yaml.safe_load(text)["services"]
+    app = services["app"]["environment"]
+    prometheus = yaml.safe_load((project / "deploy" / "prometheus.yml").read_text())
+
+    assert services["jaeger"]["profiles"] == services["prometheus"]["profiles"] == ["observability"]
+    # Off unless asked for, as the header's command asks.
+    assert app["TRACES_ENABLED"] == "${TRACES_ENABLED:-false}"
+    assert app["METRICS_PORT"] == "${METRICS_PORT:-}"
+    command = re.search(r"^#   (.*--profile observability.*)$", text, re.MULTILINE)
+    assert command, "the header shows how to start the profile"
+    assert "TRACES_ENABLED=true METRICS_PORT=9464 docker compose" in command.group(1)
+    # Spans go to Jaeger's OTLP/HTTP port; Prometheus scrapes the app's METRICS_PORT.
+    assert app["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    (job,) = prometheus["scrape_configs"]
+    assert job["static_configs"] == [{"targets": ["app:9464"]}]
+    mount = services["prometheus"]["volumes"][0].split(":")
+    assert (project / mount[0]).is_file()
+    assert services["prometheus"]["command"] == [f"--config.file={mount[1]}"]
 
 
 def test_compose_waits_longer_than_the_drain_before_it_kills(project: Path) -> None:

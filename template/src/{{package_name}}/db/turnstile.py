@@ -8,8 +8,21 @@ semaphore sized to the pool admits units of work in arrival order, and the pool 
 
 import asyncio
 from types import TracebackType
+from typing import Protocol
 
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+
+class WaitObserver(Protocol):
+    """Told of each wait for a turn (metrics, say); never of admissions that did not wait."""
+
+    def started_waiting(self) -> float:
+        """A unit of work starts waiting; returns a mark handed to `stopped_waiting`."""
+        ...
+
+    def stopped_waiting(self, started: float) -> None:
+        """It was admitted, or gave up."""
+        ...
 
 
 class Turnstile:
@@ -22,6 +35,7 @@ class Turnstile:
         """Admit `capacity` at once; wait at most `timeout` seconds for a turn."""
         self.capacity = capacity
         self.timeout = timeout
+        self.observer: WaitObserver | None = None
         self._slots = asyncio.Semaphore(capacity) if capacity else None
 
     async def __aenter__(self) -> None:
@@ -31,6 +45,8 @@ class Turnstile:
         if not self._slots.locked():  # a free turn and nobody waiting: no timer needed
             await self._slots.acquire()
             return
+        observer = self.observer
+        started = observer.started_waiting() if observer else 0.0
         try:
             async with asyncio.timeout(self.timeout):
                 await self._slots.acquire()
@@ -38,6 +54,9 @@ class Turnstile:
             raise PoolTimeoutError(
                 f"all {self.capacity} connections stayed busy for {self.timeout:g} s"
             ) from None
+        finally:
+            if observer:
+                observer.stopped_waiting(started)
 
     async def __aexit__(
         self,
