@@ -9,12 +9,16 @@ from typing import Any
 from demo_service import cli, main  # type: ignore[import-not-found]  # the rendered project
 
 
-def create_app() -> Any:
-    """The project's app, its telemetry settings put back to FastAPI's defaults."""
-    app = main.create_app()
+def with_fastapi_defaults(app: Any) -> Any:
+    """`app` with its telemetry settings put back to FastAPI's defaults."""
     defaults = {"tracing": True, "metrics": True, "logs": True, "operation_spans": True}
     app._telemetry.update(defaults)  # the settings FastAPI(telemetry=...) took, private
     return app
+
+
+def create_app(*args: Any) -> Any:
+    """The project's app (as `main.create_app` builds it) with FastAPI's telemetry defaults."""
+    return with_fastapi_defaults(main.create_app(*args))
 
 
 if __name__ == "__main__":

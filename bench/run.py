@@ -3,20 +3,25 @@
 Starts a throwaway PostgreSQL, renders and installs the default project, migrates it, seeds
 10,000 users, then serves the project (`<package> serve`, one worker, shipped settings: request
 ids, access logs, error handlers and API keys on) and the baseline (`bench/baseline.py`) side by
-side on the same database. The same project rendered with `auth=none` ("open") and with
-`auth=oidc` ("oidc", checking tokens from its local issuer, `devtools/identity_provider.py`) is
-served too, each on a database of its own seeded alike, to price authentication. To price
+side, each on a database of its own seeded alike (one server's inserts would make another's
+statements dearer). The same project rendered with `auth=none` ("open") and with `auth=oidc`
+("oidc", checking tokens from its local issuer, `devtools/identity_provider.py`) is served too,
+on databases of their own, to price authentication. To price
 observability, the default project is served twice more: with FastAPI's own telemetry at its
 defaults ("fastapi", `bench/fastapi_defaults.py`: how the service shipped before it was switched
 off) and with traces and metrics on ("exporting": every request traced, spans sent over OTLP to
 `bench/otlp_sink.py`, metrics recorded). wrk drives each at 64 connections, GET and POST, 10 s
 after a warm-up, alternating the servers twice; the service's requests carry an API key issued
 by its CLI, the oidc one's a token. Prints a table, one JSON line per run, the ratios to the
-baseline and the server CPU per request of each mode.
+baseline and the server CPU per request of each mode; then, as wrk cannot tell a few percent
+apart, the instructions callgrind counts for an in-process request with FastAPI's telemetry off
+and at its defaults (`bench/asgi_requests.py`).
 """
 
 import json
 import os
+import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -58,6 +63,7 @@ DEFAULTS = {"project_name": "Demo Service"}  # API keys, as `copier copy --defau
 OPEN = {**DEFAULTS, "auth": "none"}  # the same project with no authentication
 OIDC = {**DEFAULTS, "auth": "oidc"}  # and with bearer tokens from an OIDC issuer
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+INSTRUCTION_REQUESTS = 2000
 
 
 def cpu_seconds(pid: int) -> float:
@@ -105,6 +111,46 @@ def prepare(work: Path, figures: dict[str, float]) -> tuple[Path, Path]:
         with timed(figures, "generated suite (s)"):
             run(UV, "run", "--python", sys.executable, "pytest", "-q", cwd=project)
     return project, bin_dir
+
+
+def instructions_per_request(project: Path, bin_dir: Path, mode: str) -> float:
+    """Instructions one in-process `/health/live` request takes, counted by callgrind.
+
+    Counts do not vary with the machine's load, so they show a difference of a few percent
+    that wrk's CPU figures, 10-15% apart between identical runs, cannot.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("the benchmark needs valgrind (apt-get install valgrind)")
+    env = clean_environment(PYTHONPATH=str(Path(__file__).parent.parent))
+    counts = []
+    for requests in (0, INSTRUCTION_REQUESTS):
+        counted = run(
+            valgrind,
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            bin_dir / "python",
+            *("-m", "bench.asgi_requests", mode, str(requests)),
+            cwd=project,
+            env=env,
+        )
+        total = re.search(r"Collected : (\d+)", counted.stderr)
+        if total is None:
+            raise RuntimeError(f"callgrind counted nothing:\n{counted.stderr}")
+        counts.append(int(total.group(1)))
+    return (counts[1] - counts[0]) / INSTRUCTION_REQUESTS
+
+
+def roomy_postgres() -> Any:
+    """The tests' throwaway PostgreSQL, with connections for every server's pools at once."""
+    server: Any = load().LocalPostgres
+
+    class Roomy(server):  # type: ignore[misc]
+        def _server_settings(self) -> list[str]:
+            # 5 projects x 22 connections, the baseline's 10 and the watchers', past 100.
+            return [*super()._server_settings(), "max_connections=200"]
+
+    return Roomy()
 
 
 def prepare_variant(work: Path, name: str, answers: dict[str, str]) -> tuple[Path, Path]:
@@ -222,7 +268,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="keel-bench-")))
-        postgres = stack.enter_context(load().LocalPostgres())
+        postgres = stack.enter_context(roomy_postgres())
         project, bin_dir = prepare(work, figures)
         open_project, open_bin_dir = prepare_variant(work, "open", OPEN)
         oidc_project, oidc_bin_dir = prepare_variant(work, "oidc", OIDC)
@@ -265,6 +311,9 @@ def main() -> None:
         exporting = serve(stack, project, bin_dir, exporting_env, work / "exporting.log")
         opened = serve(stack, open_project, open_bin_dir, open_env, work / "open.log")
         oidc = serve(stack, oidc_project, oidc_bin_dir, oidc_env, work / "oidc.log")
+        # A database of its own, like every server: the users one server's POSTs add would
+        # make another's statements dearer.
+        baseline_env = seeded(postgres, "bench_baseline", project, bin_dir)
         baseline_port = free_port()
         baseline = stack.enter_context(
             running(
@@ -286,7 +335,7 @@ def main() -> None:
                 cwd=Path(__file__).parent.parent,
                 env={
                     **os.environ,
-                    "BASELINE_DATABASE_URL": env["DATABASE_URL"],
+                    "BASELINE_DATABASE_URL": baseline_env["DATABASE_URL"],
                     "BASELINE_POOL_SIZE": str(POOL_SIZE),
                 },
                 ready_url=f"http://127.0.0.1:{baseline_port}/api/v1/users/1",
@@ -323,6 +372,10 @@ def main() -> None:
                     )
                     results.append(result)
                     print(json.dumps(result), flush=True)
+        for mode in ("off", "defaults"):
+            figures[f"instructions per /health/live request, telemetry {mode}"] = (
+                instructions_per_request(project, bin_dir, mode)
+            )
     report(results, figures)
 
 
@@ -373,6 +426,14 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
             f"{defaults:.0f} µs ({(defaults / off - 1) * 100:+.1f}%), traces and metrics "
             f"exporting {exporting:.0f} µs ({(exporting / off - 1) * 100:+.1f}%)"
         )
+    off, defaults = (
+        figures.pop(f"instructions per /health/live request, telemetry {mode}")
+        for mode in ("off", "defaults")
+    )
+    print(
+        f"instructions per in-process /health/live request (callgrind): telemetry off "
+        f"{off:,.0f}, FastAPI's defaults {defaults:,.0f} ({(defaults / off - 1) * 100:+.1f}%)"
+    )
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
 
