@@ -1,0 +1,335 @@
+"""Every project's Kubernetes manifests: rendered, schema-valid, safe and wired to the app.
+
+No cluster runs here. Each overlay is rendered by kubectl's kustomize with the commands the
+generated README gives, every object is validated by kubernetes-validate against the schemas of
+the oldest and the newest Kubernetes it knows, and the rest is checked against the app: the
+policies (tagged images, probes, resources, non-root read-only containers), the health
+semantics and the drain, the settings and the Secret, PgBouncer as the README tests it, and the
+network policies. The rolling deploy itself runs for real in tests/test_rolling_deploy.py.
+"""
+
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]  # no type information shipped
+import pytest
+import yaml
+
+from tests.bouncer import readme_block
+from tests.test_delivery import settings_variables
+from tests.tools import clean_environment, package_of, run
+
+pytestmark = pytest.mark.render
+
+OVERLAYS = ("staging", "production")
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+PLACEHOLDER_PASSWORD = "not-a-real-password"  # noqa: S105 - what the test writes, not a secret
+WORKLOADS = ("Deployment", "Job")
+
+Objects = list[dict[str, Any]]
+
+
+def readme_commands(project: Path) -> str:
+    """The shell block of the generated README's "Kubernetes" section."""
+    readme = (project / "README.md").read_text()
+    section = readme[readme.index("### Kubernetes") :]
+    found = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert found, "no sh block in the README's Kubernetes section"
+    return found.group(1)
+
+
+def kustomize(project: Path, overlay: str, folder: Path) -> Objects:
+    """Run the README's commands for `overlay` in a copy of the project's deploy/; its objects."""
+    shutil.copytree(project / "deploy", folder / "deploy")
+    commands = readme_commands(project).replace("overlays/production", f"overlays/{overlay}")
+    environment = clean_environment(DATABASE_PASSWORD=PLACEHOLDER_PASSWORD)
+    rendered = run("bash", "-e", "-c", commands, cwd=folder, env=environment)
+    return [document for document in yaml.safe_load_all(rendered.stdout) if document]
+
+
+@pytest.fixture
+def overlays(project: Path, tmp_path: Path) -> dict[str, Objects]:
+    """Every overlay of the project, rendered as its README says."""
+    return {name: kustomize(project, name, tmp_path / name) for name in OVERLAYS}
+
+
+def find(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    """The object of this kind whose name is `name` (or starts with it, for generated ones)."""
+    found = [
+        item
+        for item in objects
+        if item["kind"] == kind
+        and re.fullmatch(rf"{name}(-[a-z0-9]{{10}})?", item["metadata"]["name"])
+    ]
+    assert len(found) == 1, (kind, name, [item["metadata"]["name"] for item in objects])
+    return found[0]
+
+
+def containers(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The init containers and containers of a pod spec."""
+    yield from pod.get("initContainers", [])
+    yield from pod["containers"]
+
+
+def workloads(objects: Objects) -> Iterator[dict[str, Any]]:
+    """The Deployments and Jobs."""
+    return (item for item in objects if item["kind"] in WORKLOADS)
+
+
+def api_pod(project: Path, objects: Objects) -> dict[str, Any]:
+    """The pod spec of the API's Deployment."""
+    slug = project_slug(project)
+    spec: dict[str, Any] = find(objects, "Deployment", slug)["spec"]["template"]["spec"]
+    return spec
+
+
+def project_slug(project: Path) -> str:
+    """The project's slug, as its answers record it."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return str(answers["project_slug"])
+
+
+def settings_of(project: Path, objects: Objects) -> dict[str, str]:
+    """The data of the service's settings ConfigMap."""
+    data: dict[str, str] = find(objects, "ConfigMap", f"{project_slug(project)}-settings")["data"]
+    return data
+
+
+def required_settings(project: Path) -> set[str]:
+    """The variables the settings module cannot do without (fields with no default)."""
+    source = (project / "src" / package_of(project) / "core" / "settings.py").read_text()
+    body = source[source.index("class Settings(") :]
+    return {name.upper() for name in re.findall(r"^    (\w+): [^=\n]+$", body, re.MULTILINE)}
+
+
+def test_kubernetes_overlays_follow_the_kubernetes_schemas(overlays: dict[str, Objects]) -> None:
+    kinds = set()
+    for objects in overlays.values():
+        for item in objects:
+            kinds.add(item["kind"])
+            for version in KUBERNETES_VERSIONS:
+                kubernetes_validate.validate(item, version, strict=True)
+
+    assert kinds == {
+        "ServiceAccount",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "Deployment",
+        "Job",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+    }
+
+
+def test_kubernetes_workloads_pass_the_policies(overlays: dict[str, Objects]) -> None:
+    """Tagged images (never `latest`), probes, resources, non-root read-only containers."""
+    for objects in overlays.values():
+        for workload in workloads(objects):
+            name = workload["metadata"]["name"]
+            pod = workload["spec"]["template"]["spec"]
+            assert pod["automountServiceAccountToken"] is False, name
+            assert pod["securityContext"]["runAsNonRoot"] is True, name
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert not [volume for volume in pod.get("volumes", []) if "hostPath" in volume]
+            for container in containers(pod):
+                image = container["image"]
+                tag = image.rpartition("/")[2].partition(":")[2]
+                assert tag, image
+                assert tag != "latest", image
+                resources = container["resources"]
+                assert {"cpu", "memory"} <= set(resources["requests"]), name
+                assert "memory" in resources["limits"], name
+                context = container["securityContext"]
+                assert context["allowPrivilegeEscalation"] is False, name
+                assert context["readOnlyRootFilesystem"] is True, name
+                assert context["capabilities"] == {"drop": ["ALL"]}, name
+            if workload["kind"] == "Deployment":
+                for container in pod["containers"]:
+                    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                        assert probe in container, (name, probe)
+
+
+def test_kubernetes_api_probes_follow_the_health_semantics_and_outlast_the_drain(
+    project: Path, overlays: dict[str, Objects]
+) -> None:
+    slug = project_slug(project)
+    for objects in overlays.values():
+        pod = api_pod(project, objects)
+        (app,) = pod["containers"]
+        settings = settings_of(project, objects)
+        probes = {
+            name: app[f"{name}Probe"]["httpGet"] for name in ("startup", "liveness", "readiness")
+        }
+        ports = {port["name"]: port["containerPort"] for port in app["ports"]}
+        pre_stop = app["lifecycle"]["preStop"]["exec"]["command"]
+        drain = int(settings["GRACEFUL_SHUTDOWN_SECONDS"])
+        deployment = find(objects, "Deployment", slug)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        service = find(objects, "Service", slug)
+        autoscaler = find(objects, "HorizontalPodAutoscaler", slug)
+        budget = find(objects, "PodDisruptionBudget", slug)
+
+        # Started and live: the process serves HTTP (no I/O); ready: the database answers.
+        assert probes["startup"]["path"] == probes["liveness"]["path"] == "/health/live"
+        assert probes["readiness"]["path"] == "/health/ready"
+        for probe in probes.values():
+            (host,) = [h["value"] for h in probe["httpHeaders"] if h["name"] == "Host"]
+            assert host in settings["ALLOWED_HOSTS"].split(","), host  # else a 400, never ready
+            assert ports[probe["port"]] == int(settings["PORT"])
+        # Routing stops (preStop), then the drain, both inside the grace period.
+        assert pre_stop[0] == "sleep"
+        assert int(pre_stop[1]) + drain < pod["terminationGracePeriodSeconds"]
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        assert "replicas" not in deployment["spec"]  # the autoscaler's to set
+        # A read-only root: temporary files (Prometheus' per-worker ones) go to an emptyDir.
+        env = {item["name"]: item.get("value") for item in app["env"]}
+        mounts = {mount["name"]: mount["mountPath"] for mount in app["volumeMounts"]}
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        (scratch,) = [name for name, path in mounts.items() if path == env["TMPDIR"]]
+        assert "emptyDir" in volumes[scratch]
+        assert ports["metrics"] != ports["http"]
+        # The Service, the budget and the autoscaler all mean these pods.
+        assert service["spec"]["selector"].items() <= labels.items()
+        assert service["spec"]["ports"][0]["targetPort"] == "http"
+        assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert autoscaler["spec"]["scaleTargetRef"]["name"] == slug
+        assert autoscaler["spec"]["minReplicas"] >= 2
+
+
+def test_kubernetes_settings_and_secret_match_the_app(
+    project: Path, overlays: dict[str, Objects]
+) -> None:
+    variables = settings_variables(project)
+    slug = project_slug(project)
+    kustomizations = [
+        yaml.safe_load(path.read_text())
+        for path in (project / "deploy" / "kubernetes").rglob("kustomization.yaml")
+    ]
+    generated = [item for k in kustomizations for item in k.get("secretGenerator", [])]
+    for objects in overlays.values():
+        settings = settings_of(project, objects)
+        (secret,) = [item for item in objects if item["kind"] == "Secret"]
+        ours = {name for name in settings if not name.startswith("OTEL_")}  # OpenTelemetry's own
+        assert ours <= variables, ours - variables
+        for workload in (
+            find(objects, "Deployment", slug),
+            find(objects, "Job", f"{slug}-migrate"),
+        ):
+            pod = workload["spec"]["template"]["spec"]
+            (container,) = pod["containers"]
+            env = {item["name"]: item["value"] for item in container["env"]}
+            assert set(env) - {"TMPDIR"} <= variables, env
+            assert container["envFrom"] == [
+                {
+                    "configMapRef": {
+                        "name": find(objects, "ConfigMap", f"{slug}-settings")["metadata"]["name"]
+                    }
+                }
+            ]
+            # Every setting without a default is given, for every command (`migrate` too).
+            assert required_settings(project) <= set(settings) | set(env)
+            # The password file is the Secret's one key, mounted read-only.
+            folder, _, key = env["DATABASE_PASSWORD_FILE"].rpartition("/")
+            (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+            (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+            assert mount["readOnly"] is True
+            assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+            assert set(secret["data"]) == {key}
+    # No credential in the manifests: the Secret comes from a git-ignored file, never a literal.
+    assert generated, "no secretGenerator"
+    for generator in generated:
+        assert "literals" not in generator, generator
+        assert "envs" not in generator, generator
+        assert all(f.split("=", 1)[1].startswith("secrets/") for f in generator["files"])
+    assert "secrets/" in (project / ".gitignore").read_text().split()
+    assert not list((project / "deploy").rglob("secrets"))
+    assert "PASSWORD" not in " ".join(settings_of(project, overlays["production"]))
+
+
+def test_kubernetes_pgbouncer_is_configured_as_the_readme_tests_it(
+    project: Path, overlays: dict[str, Objects]
+) -> None:
+    slug = project_slug(project)
+    production, staging = overlays["production"], overlays["staging"]
+    readme = (project / "README.md").read_text()
+    tested = ini_settings(readme_block(readme, "ini"))
+    shipped = ini_settings(
+        find(production, "ConfigMap", f"{slug}-pgbouncer")["data"]["pgbouncer.ini"]
+    )
+    service = find(production, "Service", f"{slug}-pgbouncer")
+    pod = find(production, "Deployment", f"{slug}-pgbouncer")["spec"]["template"]["spec"]
+    settings = settings_of(project, production)
+    variables = dict(line.split("=", 1) for line in readme_block(readme, "sh").split())
+    url = re.fullmatch(r"postgresql://(\w+)@([\w-]+):(\d+)/(\w+)", settings["DATABASE_URL"])
+
+    for name in ("pool_mode", "auth_type", "max_client_conn", "default_pool_size"):
+        assert shipped[name] == tested[name], name
+    assert url, settings["DATABASE_URL"]
+    assert (url.group(2), int(url.group(3))) == (
+        service["metadata"]["name"],
+        service["spec"]["ports"][0]["port"],
+    )
+    assert int(shipped["listen_port"]) == pod["containers"][0]["ports"][0]["containerPort"]
+    for name in ("DATABASE_TRANSACTION_POOLER", "DATABASE_PREPARED_STATEMENTS"):
+        assert settings[name] == variables[name], name
+    # Its userlist is written from the service's own Secret: one password, one place.
+    (secret,) = [item for item in production if item["kind"] == "Secret"]
+    secrets = [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v]
+    assert secrets == [secret["metadata"]["name"]]
+    assert shipped["auth_file"].startswith(pod["initContainers"][0]["volumeMounts"][1]["mountPath"])
+    # Staging goes straight to PostgreSQL.
+    assert not [item for item in staging if "pgbouncer" in item["metadata"]["name"]]
+    assert "DATABASE_TRANSACTION_POOLER" not in settings_of(project, staging)
+
+
+def ini_settings(text: str) -> dict[str, str]:
+    """The `name = value` lines of a pgbouncer.ini, comments left out."""
+    pairs = (
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith(";")
+    )
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def test_kubernetes_network_policies_open_only_what_the_service_needs(
+    project: Path, overlays: dict[str, Objects]
+) -> None:
+    slug = project_slug(project)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    for name, objects in overlays.items():
+        policy = find(objects, "NetworkPolicy", slug)["spec"]
+        (app,) = api_pod(project, objects)["containers"]
+        pod_labels = find(objects, "Deployment", slug)["spec"]["template"]["metadata"]["labels"]
+        job_labels = find(objects, "Job", f"{slug}-migrate")["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        ingress = {port["port"] for rule in policy["ingress"] for port in rule["ports"]}
+        egress = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        assert policy["podSelector"]["matchLabels"].items() <= job_labels.items()
+        assert ingress == {port["containerPort"] for port in app["ports"]}
+        expected = {53, 5432} | ({443} if answers["auth"] == "oidc" else set())
+        assert egress == expected | ({6432} if name == "production" else set()), egress
+    pgbouncer = find(overlays["production"], "NetworkPolicy", f"{slug}-pgbouncer")["spec"]
+    (allowed,) = pgbouncer["ingress"]
+    assert allowed["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": slug}}}]
+    assert [port["port"] for port in allowed["ports"]] == [6432]
+
+
+def test_kubernetes_render_needs_the_password_file(
+    rendered: Callable[[str], Path], tmp_path: Path
+) -> None:
+    project = rendered("defaults")
+    shutil.copytree(project / "deploy", tmp_path / "deploy")
+    refused = run(
+        "kubectl", "kustomize", "deploy/kubernetes/overlays/production", cwd=tmp_path, check=False
+    )
+
+    assert refused.returncode != 0
+    assert "secrets/database_password" in refused.stderr
