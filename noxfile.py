@@ -33,7 +33,9 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render every answer set and check the files: layout, lint, types, refused answers."""
     install(session, "test")
-    selection = "not generated and not update and not pgbouncer and not observability"
+    selection = (
+        "not generated and not update and not pgbouncer and not observability and not rolling"
+    )
     session.run("pytest", "-m", selection, *session.posargs, env=ENV)
 
 
@@ -63,6 +65,13 @@ def observability(session: nox.Session) -> None:
     """Trace and scrape a served project with Prometheus (apt-get install prometheus)."""
     install(session, "test")
     session.run("pytest", "-m", "observability", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def rolling(session: nox.Session) -> None:
+    """Replace served instances behind HAProxy, through PgBouncer, under load; none may fail."""
+    install(session, "test")
+    session.run("pytest", "-m", "rolling", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)
