@@ -333,3 +333,30 @@ def test_kubernetes_render_needs_the_password_file(
 
     assert refused.returncode != 0
     assert "secrets/database_password" in refused.stderr
+
+
+# PostgreSQL's defaults: max_connections, and the connections kept for superusers of them.
+MAX_CONNECTIONS, SUPERUSER_RESERVED = 100, 3
+MIGRATE_CONNECTIONS = 2  # `migrate`: the lock's holder and the migrating connection
+
+
+def test_kubernetes_pods_at_most_fit_the_database_connections(
+    project: Path, overlays: dict[str, Objects]
+) -> None:
+    slug = project_slug(project)
+    budget = MAX_CONNECTIONS - SUPERUSER_RESERVED
+    for name, objects in overlays.items():
+        settings = settings_of(project, objects)
+        pool = int(settings["DATABASE_POOL_SIZE"]) + int(settings["DATABASE_MAX_OVERFLOW"])
+        per_pod = int(settings["WEB_CONCURRENCY"]) * 2 * pool  # the writer's and the reader's
+        most_pods = find(objects, "HorizontalPodAutoscaler", slug)["spec"]["maxReplicas"]
+        clients = most_pods * per_pod + MIGRATE_CONNECTIONS
+        if "DATABASE_TRANSACTION_POOLER" not in settings:
+            assert clients <= budget, (name, clients)
+            continue
+        # Behind PgBouncer the pods' connections are its clients; its pools meet PostgreSQL.
+        bouncer = find(objects, "Deployment", f"{slug}-pgbouncer")
+        ini = ini_settings(find(objects, "ConfigMap", f"{slug}-pgbouncer")["data"]["pgbouncer.ini"])
+        assert clients <= int(ini["max_client_conn"]), (name, clients)
+        assert bouncer["spec"]["replicas"] * int(ini["default_pool_size"]) <= budget, name
+        assert most_pods * per_pod > budget  # what PgBouncer is there for

@@ -31,7 +31,16 @@ import pytest
 from tests.bouncer import Bouncer, bouncing
 from tests.figures import report
 from tests.load import Load, reads_and_writes, run_load
-from tests.service import call, free_port, issue_key, launched, migrate, stop, wait_until_ready
+from tests.service import (
+    PeakSessions,
+    call,
+    free_port,
+    issue_key,
+    launched,
+    migrate,
+    stop,
+    wait_until_ready,
+)
 from tests.test_kubernetes import find, kustomize, project_slug
 from tests.tools import clean_environment, package_of, uv_sync
 
@@ -43,6 +52,7 @@ LOAD_LIMIT_SECONDS = 120.0  # the load stops by then whatever happens
 SETTLE_SECONDS = 2.0  # load before the first replacement and after the last
 PRE_STOP_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 10.0
+SERVER_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"
 
 
 @dataclass
@@ -222,6 +232,8 @@ def test_a_rolling_deploy_through_haproxy_and_pgbouncer_fails_no_request(
         assert status == 201, user
 
         done = threading.Event()
+        watcher = PeakSessions(bouncer.server, SERVER_SESSIONS)
+        watcher.start()
         with ThreadPoolExecutor(1) as pool:
             load: Future[Load] = pool.submit(
                 asyncio.run,
@@ -246,6 +258,8 @@ def test_a_rolling_deploy_through_haproxy_and_pgbouncer_fails_no_request(
             finally:
                 done.set()
             outcomes = load.result()
+        watcher.done.set()
+        watcher.join()
         for instance in instances:
             assert instance.process is not None
             assert stop(instance.process, signal.SIGTERM)
@@ -260,6 +274,8 @@ def test_a_rolling_deploy_through_haproxy_and_pgbouncer_fails_no_request(
     # Each new instance took traffic once back in rotation.
     assert all(end > after for end, after in zip(served_at_end, served_after, strict=True))
     assert rolled < LOAD_LIMIT_SECONDS - SETTLE_SECONDS  # the load outlasted the rollout
+    # Two instances' pools (2 x 2 roles x 10) met PgBouncer's pool of 20 server connections.
+    assert 0 < watcher.peak <= 20, watcher.peak
     seconds = outcomes.outcomes[-1].ended - outcomes.outcomes[0].started
     drains = ", ".join(f"{r.drain:.2f}" for r in replacements)
     starts = ", ".join(f"{r.start:.2f}" for r in replacements)
@@ -269,7 +285,8 @@ def test_a_rolling_deploy_through_haproxy_and_pgbouncer_fails_no_request(
         "requests sent",
         f"{len(failed)} failed; over {CONNECTIONS} connections ({counts['200']} reads, "
         f"{counts['201']} writes) in {seconds:.1f} s; "
-        f"rollout {rolled:.1f} s; drains {drains} s; new instance ready in {starts} s",
+        f"rollout {rolled:.1f} s; drains {drains} s; new instance ready in {starts} s; "
+        f"peak {watcher.peak} server connections",
     )
 
 
