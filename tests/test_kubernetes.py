@@ -282,6 +282,11 @@ def test_kubernetes_pgbouncer_is_configured_as_the_readme_tests_it(
     secrets = [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v]
     assert secrets == [secret["metadata"]["name"]]
     assert shipped["auth_file"].startswith(pod["initContainers"][0]["volumeMounts"][1]["mountPath"])
+    # `migrate` goes straight to PostgreSQL, as staging's pods do: its lock lasts the session.
+    job = find(production, "Job", f"{slug}-migrate")["spec"]["template"]["spec"]["containers"][0]
+    job_env = {item["name"]: item["value"] for item in job["env"]}
+    assert job_env["DATABASE_URL"] == settings_of(project, staging)["DATABASE_URL"]
+    assert job_env["DATABASE_TRANSACTION_POOLER"] == "false"
     # Staging goes straight to PostgreSQL.
     assert not [item for item in staging if "pgbouncer" in item["metadata"]["name"]]
     assert "DATABASE_TRANSACTION_POOLER" not in settings_of(project, staging)
