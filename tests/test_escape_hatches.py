@@ -2,8 +2,8 @@
 
 1. Its own declarative base: `db/base.py` re-exports it, and migrations, the error contract and
    the tests' clean-up all follow, because they read `Base.metadata` from there only.
-2. Its own session factory: `create_app(connect=...)` opens a `Database` whose units of work use
-   the factory it was given.
+2. Its own session factory: `create_app(open_database=...)` opens a `Database` whose units of
+   work use the factory it was given.
 """
 
 from collections.abc import Callable
@@ -105,9 +105,9 @@ class AuditedSession(AsyncSession):
     """A session class an existing codebase might already use."""
 
 
-def connect(settings: Settings) -> Database:
+def open_database(settings: Settings) -> Database:
     """Open the database as usual, with the writer's sessions from an own factory."""
-    database = Database.connect(settings)
+    database = Database.from_settings(settings)
     own = async_sessionmaker(database.writer_engine, class_=AuditedSession)
     return dataclasses.replace(database, writer_sessions=own)
 
@@ -123,7 +123,7 @@ async def session_classes(database: DatabaseDep) -> list[str]:
 
 
 async def test_own_session_factory_serves_requests(settings: Settings) -> None:
-    app = create_app(settings, connect=connect)
+    app = create_app(settings, open_database=open_database)
     app.include_router(router)
 
     async with (
@@ -132,7 +132,7 @@ async def test_own_session_factory_serves_requests(settings: Settings) -> None:
     ):
         response = await client.get("/session-classes")
 
-    assert response.json() == ["AuditedSession", "AsyncConnection"]
+    assert response.json() == ["AuditedSession", "AsyncSession"]
 '''
 
 

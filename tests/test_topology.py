@@ -33,12 +33,12 @@ from demo_service.core.settings import Settings
 from demo_service.db.database import Database
 
 async def main() -> None:
-    database = Database.connect(Settings())
+    database = Database.from_settings(Settings())
     try:
-        async with database.reader() as connection:
-            in_recovery = await connection.scalar(text("SELECT pg_is_in_recovery()"))
+        async with database.reader() as session:
+            in_recovery = await session.scalar(text("SELECT pg_is_in_recovery()"))
             print("reader in recovery:", in_recovery)
-            await connection.execute(text("DELETE FROM users"))
+            await session.execute(text("DELETE FROM users"))
     except Exception as error:
         print("refused:", type(error.__cause__.__cause__).__name__)
     finally:
