@@ -98,7 +98,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmark the generated service against a raw asyncpg baseline (needs wrk)."""
+    """Benchmark the service against the raw limit and a typical peer (needs wrk, valgrind)."""
     install(session, "bench")
     session.run("python", "-m", "bench.run", env=ENV)
 
