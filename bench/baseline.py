@@ -1,6 +1,8 @@
-"""The benchmark's baseline: the generated service's two endpoints on Starlette and asyncpg.
+"""The reference baseline: the generated service's two endpoints on Starlette and asyncpg.
 
-The same paths and JSON shapes, with no ORM, no validation library and no middleware.
+The same paths and JSON shapes, with no ORM, no validation library and no middleware, but
+asyncpg's default pool reset (a round trip on every release) and the standard library's json:
+the baseline of earlier releases, kept beside the strict one (`bench/strict.py`).
 
 Run with uvicorn (uvloop, httptools): `BASELINE_DATABASE_URL=... uvicorn bench.baseline:app`.
 """
