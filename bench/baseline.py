@@ -9,7 +9,7 @@ Run with uvicorn (uvloop, httptools): `BASELINE_DATABASE_URL=... uvicorn bench.b
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Reset = Callable[[asyncpg.Connection], Awaitable[None]]
 
 SELECT_USER = "SELECT id, email, full_name, created_at, updated_at FROM users WHERE id = $1"
 INSERT_USER = (
@@ -57,24 +60,34 @@ async def create_user(request: Request) -> Response:
     )
 
 
-@asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Open the pool, sized like the service's writer pool."""
-    size = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
-    app.state.pool = await asyncpg.create_pool(
-        os.environ["BASELINE_DATABASE_URL"],
-        min_size=size,
-        max_size=size,
-        server_settings={"application_name": "baseline"},
+def pool_app(
+    get_user: Endpoint, create_user: Endpoint, name: str, reset: Reset | None = None
+) -> Starlette:
+    """The two endpoints on a pool sized like the service's writer pool, named `name`.
+
+    `reset` runs on every release (None: asyncpg's default, a round trip each time).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        size = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
+        app.state.pool = await asyncpg.create_pool(
+            os.environ["BASELINE_DATABASE_URL"],
+            min_size=size,
+            max_size=size,
+            reset=reset,
+            server_settings={"application_name": name},
+        )
+        yield
+        await app.state.pool.close()
+
+    return Starlette(
+        routes=[
+            Route("/api/v1/users/{user_id:int}", get_user, methods=["GET"]),
+            Route("/api/v1/users", create_user, methods=["POST"]),
+        ],
+        lifespan=lifespan,
     )
-    yield
-    await app.state.pool.close()
 
 
-app = Starlette(
-    routes=[
-        Route("/api/v1/users/{user_id:int}", get_user, methods=["GET"]),
-        Route("/api/v1/users", create_user, methods=["POST"]),
-    ],
-    lifespan=lifespan,
-)
+app = pool_app(get_user, create_user, "baseline")

@@ -7,19 +7,14 @@ every release) has nothing to undo. This is the limit the service is measured ag
 Run with uvicorn (uvloop, httptools): `BASELINE_DATABASE_URL=... uvicorn bench.strict:app`.
 """
 
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from bench.baseline import INSERT_USER, SELECT_USER
+from bench.baseline import INSERT_USER, SELECT_USER, pool_app
 
 JSON = "application/json"
 
@@ -55,25 +50,4 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     """Nothing to undo: no handler changes a connection's settings, listeners or locks."""
 
 
-@asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Open the pool, sized like the service's writer pool."""
-    size = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
-    app.state.pool = await asyncpg.create_pool(
-        os.environ["BASELINE_DATABASE_URL"],
-        min_size=size,
-        max_size=size,
-        reset=_no_reset,
-        server_settings={"application_name": "strict"},
-    )
-    yield
-    await app.state.pool.close()
-
-
-app = Starlette(
-    routes=[
-        Route("/api/v1/users/{user_id:int}", get_user, methods=["GET"]),
-        Route("/api/v1/users", create_user, methods=["POST"]),
-    ],
-    lifespan=lifespan,
-)
+app = pool_app(get_user, create_user, "strict", reset=_no_reset)
