@@ -1,0 +1,1 @@
+"""Background jobs on the service's PostgreSQL: enqueued with a write, run by `worker`."""

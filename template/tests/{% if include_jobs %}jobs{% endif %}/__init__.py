@@ -1,0 +1,1 @@
+"""Tests of background jobs: enqueueing in-process, workers as real processes."""
