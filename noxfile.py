@@ -103,6 +103,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench.run", env=ENV)
 
 
+@nox.session(python=PYTHON)
+def bench_jobs(session: nox.Session) -> None:
+    """Jobs per second of the generated worker, one and two processes."""
+    install(session, "bench")
+    session.run("python", "-m", "bench.jobs", env=ENV)
+
+
 @nox.session(python=False)
 def check(session: nox.Session) -> None:
     """Run every default session in turn."""

@@ -6,13 +6,14 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     # What `copier copy --defaults` gives for a plain name: API keys, the example API.
     "defaults": {"project_name": "Demo Service"},
     # Bearer tokens from an OIDC issuer, on the example API.
-    "identity": {"project_name": "Token Service", "auth": "oidc"},
+    "identity": {"project_name": "Token Service", "auth": "oidc", "include_jobs": True},
     # Spaces, capitals and non-ASCII letters; no example API (API keys all the same); an author.
     "unusual": {
         "project_name": "Café Überwachung Größe",
         "include_example_api": False,
         "author_name": "Zoë Ångström",
         "author_email": "zoe@example.com",
+        "include_jobs": True,
     },
     # A package that sorts after `tests`, and digits in the name: import blocks must not care.
     # No authentication: the example API open, as a project updated from before `auth` has it.

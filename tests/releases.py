@@ -37,6 +37,14 @@ TEMPLATE_CHANGES = [
         """  default: "{{ 'none' if _copier_conf.overwrite else 'api_key' }}"\n""",
         "  default: none\n  when: false\n",
     ),
+    # Another question the older release did not ask: its projects have no background jobs.
+    (
+        "copier.yml",
+        "  help: Include background jobs on PostgreSQL (a `worker` command and its job queue)\n"
+        "  default: false\n",
+        "  help: Include background jobs on PostgreSQL (a `worker` command and its job queue)\n"
+        "  default: false\n  when: false\n",
+    ),
 ]
 
 # Revisions the newest release adds: an owner of the older one has applied only those before,

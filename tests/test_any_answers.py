@@ -4,6 +4,7 @@ A render takes about half a second and a lint run longer, so each example is a b
 sets rendered one after another and linted together: one ruff run, one shared mypy cache.
 """
 
+import itertools
 import json
 import string
 from collections.abc import Callable
@@ -58,6 +59,7 @@ def answer_sets(draw: st.DrawFn) -> dict[str, Any]:
         "author_name": free_text(40),
         "author_email": st.emails(),
         "auth": st.sampled_from(["none", "api_key", "oidc"]),
+        "include_jobs": st.booleans(),
     }
     for question, values in optional.items():
         if draw(st.booleans()):
@@ -133,6 +135,49 @@ def test_any_answers_render_lint_format_and_type_clean(
         assert openapi_title(project) == answered_name(project)
         # Run from the batch's folder, so each project's modules are cached under paths of
         # their own: two projects' `tests/probe.py` may match in size and mtime.
+        mypy = (typing_tools / "mypy", "--python-executable", typing_tools / "python")
+        config = ("--config-file", project / "pyproject.toml", "--cache-dir", mypy_cache)
+        run(*mypy, *config, project / "src", project / "tests", cwd=root)
+
+
+FEATURES: dict[str, list[object]] = {
+    "include_example_api": [True, False],
+    "auth": ["none", "api_key", "oidc"],
+    "include_jobs": [False, True],
+}
+
+
+def test_every_combination_of_the_features_renders_lint_format_and_type_clean(
+    template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    typing_tools: Path,
+    mypy_cache: Path,
+) -> None:
+    """Each feature question's every value beside every other's, on every offered Python.
+
+    All renders are linted and formatted for their Python (ruff's target follows it); mypy
+    checks each combination of the features once, the Pythons taking turns across them.
+    """
+    root = tmp_path_factory.mktemp("combinations")
+    pythons = offered_pythons()
+    features = [
+        dict(zip(FEATURES, values, strict=True)) for values in itertools.product(*FEATURES.values())
+    ]
+    type_checked = []
+    for number, (chosen, python) in enumerate(itertools.product(features, pythons)):
+        destination = root / f"project-{number}"
+        answers = {"project_name": f"Combination {number}", "python_version": python, **chosen}
+        render(template, destination, answers)
+        assert not template_debris(destination), answers
+        if python == pythons[features.index(chosen) % len(pythons)]:
+            type_checked.append(destination)
+
+    projects = sorted(root.iterdir())
+    assert len(projects) == len(features) * len(pythons)
+    run("ruff", "check", "--no-cache", *projects, cwd=root)
+    run("ruff", "format", "--no-cache", "--check", *projects, cwd=root)
+    assert len(type_checked) == len(features)
+    for project in type_checked:
         mypy = (typing_tools / "mypy", "--python-executable", typing_tools / "python")
         config = ("--config-file", project / "pyproject.toml", "--cache-dir", mypy_cache)
         run(*mypy, *config, project / "src", project / "tests", cwd=root)

@@ -83,6 +83,41 @@ def test_compose_file_is_consistent_with_the_app(project: Path) -> None:
     assert (project / "deploy" / "postgres-replication.sh").is_file()
 
 
+def test_compose_runs_the_jobs_worker_exactly_when_the_project_has_jobs(project: Path) -> None:
+    compose: dict[str, Any] = yaml.safe_load((project / "compose.yaml").read_text())
+    services = compose["services"]
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    if not answers.get("include_jobs", False):
+        assert "worker" not in services
+        return
+    worker, app = services["worker"], services["app"]
+    variables = settings_variables(project)
+
+    # The app's image with the `worker` command (the ENTRYPOINT is the CLI, `serve` its default).
+    assert worker["build"] == app["build"]
+    assert worker["command"] == ["worker"]
+    runtime = (project / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
+    assert runtime.rstrip().endswith(f'ENTRYPOINT ["{package_of(project)}"]\nCMD ["serve"]')
+    # No HTTP: the image's health check (/health/live) is off, no port is published.
+    assert worker["healthcheck"] == {"disable": True}
+    assert "ports" not in worker
+    # The app's database settings and password; straight to PostgreSQL (it LISTENs).
+    database = {
+        key: value for key, value in app["environment"].items() if key.startswith("DATABASE_")
+    }
+    assert database
+    assert {key: worker["environment"].get(key) for key in database} == database
+    assert set(worker["environment"]) <= variables, set(worker["environment"]) - variables
+    assert worker["environment"].get("DATABASE_TRANSACTION_POOLER", "false") == "false"
+    assert worker["environment"]["LOG_FORMAT"] == app["environment"]["LOG_FORMAT"]
+    assert worker["secrets"] == app["secrets"]
+    assert worker["depends_on"] == app["depends_on"]  # after the migrations, as the app
+    # Running jobs finish before compose kills: longer than its 10 s default, a minute.
+    grace = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
+    assert grace is not None
+    assert int(grace.group(1)) >= 60
+
+
 def test_workflow_is_valid_audited_and_keeps_its_expressions(project: Path) -> None:
     workflow = project / ".github" / "workflows" / "ci.yml"
     run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow, cwd=project)

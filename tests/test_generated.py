@@ -246,6 +246,78 @@ def test_generated_serve_refuses_bad_settings_in_one_line(
     assert "Traceback" not in result.stderr
 
 
+def test_generated_readme_jobs_commands_run_list_and_requeue_jobs(
+    rendered: Callable[[str], Path], postgres: Any
+) -> None:
+    project = rendered("identity")  # jobs and the example's welcome task
+    package = package_of(project)
+    readme = (project / "README.md").read_text()
+    section = readme[readme.index("## Background jobs") : readme.index("## Observability")]
+    worker, failed, requeue = re.findall(rf"^uv run {package} (?:worker|jobs).*$", section, re.M)
+    bin_dir = uv_sync(project)
+    url = postgres.create_database("readme_jobs")
+    env = clean_environment(
+        DATABASE_URL=url, OIDC_ISSUER="https://issuer.invalid", OIDC_AUDIENCE="jobs"
+    )
+    run(bin_dir / package, "migrate", cwd=project, env=env)
+    # A job held as failed, as a worker leaves one after its last attempt.
+    held = run(bin_dir / "python", "-c", HOLD_A_JOB, url, cwd=project, env=env).stdout.strip()
+
+    def readme_words(line: str, **values: str) -> list[str]:
+        words = shlex.split(line)
+        assert words[:3] == ["uv", "run", package], line
+        return [str(bin_dir / package), *(values.get(word, word) for word in words[3:])]
+
+    listing = run(*readme_words(failed), cwd=project, env=env).stdout
+    assert re.search(rf"^{held}\s+welcome_user\s+5\s", listing, re.MULTILINE), listing
+    run(*readme_words(requeue, ID=held), cwd=project, env=env)
+    assert held not in run(*readme_words(failed), cwd=project, env=env).stdout
+
+    # The worker runs the requeued job (its user is gone: a line says so) and stops on SIGTERM.
+    process = subprocess.Popen(
+        readme_words(worker), cwd=project, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline
+            and run(
+                bin_dir / "python", "-c", COUNT_QUEUED, url, cwd=project, env=env
+            ).stdout.strip()
+            != "0"
+        ):
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors
+    lines = [json.loads(line) for line in errors.splitlines() if line.startswith("{")]
+    (welcome,) = [line for line in lines if "before their welcome" in line["message"]]
+    assert welcome["job_id"] == held
+
+
+# Scripts run with the project's Python: one row held as failed (its id printed), and the
+# number of jobs still queued or running.
+HOLD_A_JOB = """
+import asyncio, sys, asyncpg
+async def main():
+    connection = await asyncpg.connect(sys.argv[1])
+    print(await connection.fetchval(
+        "INSERT INTO pgqueuer (priority, entrypoint, status, payload, attempts)"
+        " VALUES (0, 'welcome_user', 'failed', '{\\"user_id\\": 404}', 4) RETURNING id"))
+    await connection.close()
+asyncio.run(main())
+"""
+COUNT_QUEUED = """
+import asyncio, sys, asyncpg
+async def main():
+    connection = await asyncpg.connect(sys.argv[1])
+    print(await connection.fetchval("SELECT count(*) FROM pgqueuer WHERE status <> 'failed'"))
+    await connection.close()
+asyncio.run(main())
+"""
+
+
 def test_generated_readme_api_key_commands_issue_list_and_revoke_keys(
     rendered: Callable[[str], Path], postgres: Any
 ) -> None:

@@ -5,7 +5,8 @@ generated README gives, every object is validated by kubernetes-validate against
 the oldest and the newest Kubernetes it knows, and the rest is checked against the app: the
 policies (tagged images, probes, resources, non-root read-only containers), the health
 semantics and the drain, the settings and the Secret, PgBouncer as the README tests it, and the
-network policies. The rolling deploy itself runs for real in tests/test_rolling_deploy.py.
+network policies, and the background jobs' worker when the project has one. The rolling deploy
+itself runs for real in tests/test_rolling_deploy.py.
 """
 
 import re
@@ -92,6 +93,30 @@ def project_slug(project: Path) -> str:
     return str(answers["project_slug"])
 
 
+def has_jobs(project: Path) -> bool:
+    """Whether the project has background jobs (`include_jobs`), as its answers record it."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return bool(answers.get("include_jobs", False))
+
+
+def labels_of(workload: dict[str, Any]) -> dict[str, str]:
+    """The labels of a workload's pods."""
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a `matchLabels` (or a Service's selector) selects pods with these labels."""
+    return selector.items() <= labels.items()
+
+
+def environment_of(project: Path, objects: Objects, workload: dict[str, Any]) -> dict[str, str]:
+    """What a workload's one container reads: the settings ConfigMap, its own `env` over it."""
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    own = {item["name"]: item["value"] for item in container.get("env", [])}
+    return {**settings_of(project, objects), **own}
+
+
 def settings_of(project: Path, objects: Objects) -> dict[str, str]:
     """The data of the service's settings ConfigMap."""
     data: dict[str, str] = find(objects, "ConfigMap", f"{project_slug(project)}-settings")["data"]
@@ -149,9 +174,21 @@ def test_kubernetes_workloads_pass_the_policies(overlays: dict[str, Objects]) ->
                 assert context["readOnlyRootFilesystem"] is True, name
                 assert context["capabilities"] == {"drop": ["ALL"]}, name
             if workload["kind"] == "Deployment":
+                # Probed: every Deployment a Service routes to. The one none does (the jobs'
+                # worker) serves nothing: no port, and no readiness, which would mean nothing.
+                services = [item for item in objects if item["kind"] == "Service"]
+                served = any(
+                    selects(service["spec"]["selector"], labels_of(workload))
+                    for service in services
+                )
                 for container in pod["containers"]:
-                    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                        assert probe in container, (name, probe)
+                    if served:
+                        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                            assert probe in container, (name, probe)
+                    else:
+                        assert name.endswith("-worker"), name
+                        assert "ports" not in container, name
+                        assert "readinessProbe" not in container, name
 
 
 def test_kubernetes_api_probes_follow_the_health_semantics_and_outlast_the_drain(
@@ -216,9 +253,11 @@ def test_kubernetes_settings_and_secret_match_the_app(
         (secret,) = [item for item in objects if item["kind"] == "Secret"]
         ours = {name for name in settings if not name.startswith("OTEL_")}  # OpenTelemetry's own
         assert ours <= variables, ours - variables
+        jobs = [find(objects, "Deployment", f"{slug}-worker")] if has_jobs(project) else []
         for workload in (
             find(objects, "Deployment", slug),
             find(objects, "Job", f"{slug}-migrate"),
+            *jobs,
         ):
             pod = workload["spec"]["template"]["spec"]
             (container,) = pod["containers"]
@@ -287,6 +326,16 @@ def test_kubernetes_pgbouncer_is_configured_as_the_readme_tests_it(
     job_env = {item["name"]: item["value"] for item in job["env"]}
     assert job_env["DATABASE_URL"] == settings_of(project, staging)["DATABASE_URL"]
     assert job_env["DATABASE_TRANSACTION_POOLER"] == "false"
+    # So does the jobs' worker: it LISTENs, which transaction mode cannot carry.
+    if has_jobs(project):
+        worker = environment_of(
+            project, production, find(production, "Deployment", f"{slug}-worker")
+        )
+        assert worker["DATABASE_URL"] == settings_of(project, staging)["DATABASE_URL"]
+        assert worker["DATABASE_TRANSACTION_POOLER"] == "false"
+        host = re.fullmatch(r"postgresql://\w+@([\w-]+):(\d+)/\w+", worker["DATABASE_URL"])
+        assert host, worker["DATABASE_URL"]
+        assert (host.group(1), host.group(2)) != (url.group(2), url.group(3))  # not PgBouncer
     # Staging goes straight to PostgreSQL.
     assert not [item for item in staging if "pgbouncer" in item["metadata"]["name"]]
     assert "DATABASE_TRANSACTION_POOLER" not in settings_of(project, staging)
@@ -325,6 +374,27 @@ def test_kubernetes_network_policies_open_only_what_the_service_needs(
     (allowed,) = pgbouncer["ingress"]
     assert allowed["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": slug}}}]
     assert [port["port"] for port in allowed["ports"]] == [6432]
+    if not has_jobs(project):
+        return
+    # The worker: nothing in (the service's policy, which opens HTTP, does not select it), out
+    # only DNS and PostgreSQL itself (never PgBouncer, which takes nothing from it).
+    for name, objects in overlays.items():
+        worker = labels_of(find(objects, "Deployment", f"{slug}-worker"))
+        policy = find(objects, "NetworkPolicy", f"{slug}-worker")["spec"]
+        egress = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+
+        assert selects(policy["podSelector"]["matchLabels"], worker)
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert policy.get("ingress", []) == []
+        assert egress == {53, 5432}, egress
+        others = [
+            item["spec"]["podSelector"]["matchLabels"]
+            for item in objects
+            if item["kind"] == "NetworkPolicy" and item["metadata"]["name"] != f"{slug}-worker"
+        ]
+        assert not [selector for selector in others if selects(selector, worker)]
+        if name == "production":
+            assert not selects(allowed["from"][0]["podSelector"]["matchLabels"], worker)
 
 
 def test_kubernetes_render_needs_the_password_file(
@@ -345,6 +415,21 @@ MAX_CONNECTIONS, SUPERUSER_RESERVED = 100, 3
 MIGRATE_CONNECTIONS = 2  # `migrate`: the lock's holder and the migrating connection
 
 
+def worker_connections(project: Path, objects: Objects) -> int:
+    """The most connections the jobs' workers open, straight to PostgreSQL (0 without jobs).
+
+    A worker pod holds the queue's connection and one writer connection per running job
+    (WORKER_CONCURRENCY), and up to WORKER_CONCURRENCY reader connections.
+    """
+    if not has_jobs(project):
+        return 0
+    worker = find(objects, "Deployment", f"{project_slug(project)}-worker")
+    concurrency = int(environment_of(project, objects, worker)["WORKER_CONCURRENCY"])
+    per_pod = 1 + concurrency + concurrency
+    replicas: int = worker["spec"]["replicas"]
+    return replicas * per_pod
+
+
 def test_kubernetes_pods_at_most_fit_the_database_connections(
     project: Path, overlays: dict[str, Objects]
 ) -> None:
@@ -355,13 +440,58 @@ def test_kubernetes_pods_at_most_fit_the_database_connections(
         pool = int(settings["DATABASE_POOL_SIZE"]) + int(settings["DATABASE_MAX_OVERFLOW"])
         per_pod = int(settings["WEB_CONCURRENCY"]) * 2 * pool  # the writer's and the reader's
         most_pods = find(objects, "HorizontalPodAutoscaler", slug)["spec"]["maxReplicas"]
-        clients = most_pods * per_pod + MIGRATE_CONNECTIONS
+        clients = most_pods * per_pod
+        # Straight to PostgreSQL in every overlay: `migrate`, and the jobs' workers (LISTEN).
+        direct = MIGRATE_CONNECTIONS + worker_connections(project, objects)
         if "DATABASE_TRANSACTION_POOLER" not in settings:
-            assert clients <= budget, (name, clients)
+            assert clients + direct <= budget, (name, clients, direct)
             continue
         # Behind PgBouncer the pods' connections are its clients; its pools meet PostgreSQL.
         bouncer = find(objects, "Deployment", f"{slug}-pgbouncer")
         ini = ini_settings(find(objects, "ConfigMap", f"{slug}-pgbouncer")["data"]["pgbouncer.ini"])
-        assert clients <= int(ini["max_client_conn"]), (name, clients)
-        assert bouncer["spec"]["replicas"] * int(ini["default_pool_size"]) <= budget, name
+        pools = bouncer["spec"]["replicas"] * int(ini["default_pool_size"])
+        assert clients + MIGRATE_CONNECTIONS <= int(ini["max_client_conn"]), (name, clients)
+        assert pools + direct <= budget, (name, pools, direct)
         assert most_pods * per_pod > budget  # what PgBouncer is there for
+
+
+def test_kubernetes_worker_runs_the_jobs_exactly_when_the_project_has_them(
+    project: Path, overlays: dict[str, Objects]
+) -> None:
+    slug = project_slug(project)
+    base = project / "deploy" / "kubernetes" / "base"
+    if not has_jobs(project):
+        for objects in overlays.values():
+            names = [item["metadata"]["name"] for item in objects]
+            assert not [name for name in names if "worker" in name], names
+        assert not (base / "worker-deployment.yaml").exists()
+        return
+    compose = yaml.safe_load((project / "compose.yaml").read_text())["services"]["worker"]
+    for objects in overlays.values():
+        deployment = find(objects, "Deployment", f"{slug}-worker")
+        pod = deployment["spec"]["template"]["spec"]
+        (worker,) = pod["containers"]
+        (api,) = api_pod(project, objects)["containers"]
+        environment = environment_of(project, objects, deployment)
+        settings = settings_of(project, objects)
+        services = [item for item in objects if item["kind"] == "Service"]
+
+        # The API's image, its `worker` command; the API's settings and password.
+        assert worker["image"] == api["image"]
+        assert worker["args"] == ["worker"]
+        assert worker["envFrom"] == api["envFrom"]
+        assert pod["serviceAccountName"] == api_pod(project, objects)["serviceAccountName"]
+        # Two at least: a killed worker's job goes to the other after JOB_LEASE_SECONDS.
+        assert deployment["spec"]["replicas"] >= 2
+        # Running jobs finish before Kubernetes kills: as long as compose's worker waits.
+        grace = re.fullmatch(r"(\d+)s", compose["stop_grace_period"])
+        assert grace is not None
+        assert pod["terminationGracePeriodSeconds"] == int(grace.group(1)) >= 60
+        # The queue's connection comes out of the writer's pool, beside the jobs'.
+        pool = int(settings["DATABASE_POOL_SIZE"]) + int(settings["DATABASE_MAX_OVERFLOW"])
+        assert int(environment["WORKER_CONCURRENCY"]) < pool
+        assert environment.get("DATABASE_TRANSACTION_POOLER", "false") == "false"
+        # It serves nothing: no Service routes to it, and the API's autoscaler leaves it alone.
+        assert not [s for s in services if selects(s["spec"]["selector"], labels_of(deployment))]
+        autoscaler = find(objects, "HorizontalPodAutoscaler", slug)
+        assert autoscaler["spec"]["scaleTargetRef"]["name"] != deployment["metadata"]["name"]

@@ -60,6 +60,22 @@ def test_render_includes_the_example_only_when_asked(project: Path) -> None:
     assert ('"/api/v1/users"' in (project / "openapi.json").read_text()) == wanted
 
 
+def test_render_includes_jobs_only_when_asked(project: Path) -> None:
+    package = project / "src" / package_of(project)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    wanted = answers["include_jobs"]
+
+    for relative in ("jobs/queue.py", "jobs/tasks.py", "jobs/worker.py", "jobs/logs.py"):
+        assert (package / relative).is_file() == wanted, relative
+    versions = package / "migrations" / "versions"
+    assert any(versions.glob("*_install_job_queue.py")) == wanted
+    assert (project / "tests" / "jobs").exists() == wanted
+    assert ("pgqueuer" in (project / "pyproject.toml").read_text()) == wanted
+    assert ('COMMANDS["worker"]' in (package / "cli.py").read_text()) == wanted
+    assert ('"pgqueuer"' in (package / "migrations" / "env.py").read_text()) == wanted
+    assert ("worker_concurrency" in (package / "core" / "settings.py").read_text()) == wanted
+
+
 def test_render_leaves_no_template_syntax_or_debris(project: Path) -> None:
     assert not template_debris(project)
 

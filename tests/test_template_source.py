@@ -73,11 +73,13 @@ def test_files_owners_grow_are_created_once() -> None:
         "src/*/db/models/__init__.py",
         "src/*/api/v1/__init__.py",
         "tests/integration/commands.py",
+        "src/*/jobs/tasks.py",
     ]
     package = ROOT / "template" / "src" / "{{package_name}}"
     assert (package / "db" / "models" / "__init__.py.jinja").is_file()
     assert (package / "api" / "v1" / "__init__.py.jinja").is_file()
     assert (ROOT / "template" / "tests" / "integration" / "commands.py.jinja").is_file()
+    assert (package / "{% if include_jobs %}jobs{% endif %}" / "tasks.py.jinja").is_file()
 
 
 def test_every_release_in_the_changelog_says_how_to_upgrade() -> None:

@@ -265,6 +265,39 @@ def test_update_into_auth_keeps_the_api_open_until_the_owner_switches_to_api_key
     assert " passed" in suite.stdout
 
 
+def test_update_into_jobs_adds_no_worker_until_the_owner_switches_jobs_on(
+    releases: Path, postgres: Any, tmp_path: Path
+) -> None:
+    project = owned_project(releases, tmp_path / "service")
+    versions = project / PACKAGE / "migrations" / "versions"
+
+    # A release before `include_jobs`: nothing new to run, no queue in the database.
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert "include_jobs: false\n" in (project / ".copier-answers.yml").read_text()
+    assert not (project / PACKAGE / "jobs").exists()
+    assert not list(versions.glob("*_install_job_queue.py"))
+    assert "worker" not in (project / "compose.yaml").read_text()
+
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Updated")
+    switched = update(project, "--vcs-ref", NEWEST, "--data", "include_jobs=true")
+
+    assert switched.returncode == 0, switched.stderr
+    assert "include_jobs: true\n" in (project / ".copier-answers.yml").read_text()
+    assert len(list(versions.glob("*_install_job_queue.py"))) == 1
+    assert 'command: ["worker"]' in (project / "compose.yaml").read_text()
+    assert not [name for name, data in tree(project).items() if MARKERS.search(data.decode())]
+    # The switched project's jobs, its migration gate and its API contract pass its own tests.
+    uv_sync(project)
+    checks = ("tests/jobs", "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
+    uv_run = (sys.executable, "-m", "uv", "run", "--python", sys.executable)
+    env = clean_environment(TEST_DATABASE_URL=postgres.url)
+    suite = run(*uv_run, "pytest", "-q", "--no-cov", *checks, cwd=project, env=env)
+    assert " passed" in suite.stdout
+
+
 def test_update_of_a_dirty_project_is_refused_and_changes_nothing(
     releases: Path, tmp_path: Path
 ) -> None:

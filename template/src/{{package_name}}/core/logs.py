@@ -5,15 +5,9 @@ line also names the trace and span it was written in, so a log line leads to its
 
 `logging_config()` returns a `dictConfig` dictionary; `serve` and `dev` hand it to uvicorn,
 which applies it in every worker process.
-{%- if include_jobs %} The `worker` command's lines also name the job they were
-written in (`job_ids`); its request_id is that of the request that enqueued the job.
-{%- endif %}
 """
 
 import logging
-{%- if include_jobs %}
-from contextvars import ContextVar
-{%- endif %}
 from typing import Any, Literal
 
 from asgi_correlation_id import correlation_id
@@ -30,12 +24,6 @@ _TRACED_CONSOLE = (
     "%(asctime)s %(levelname)-7s [%(request_id)s trace=%(trace_id)s span=%(span_id)s] "
     "%(name)s: %(message)s"
 )
-
-
-{%- if include_jobs %}
-# The id of the job the current task runs, set by the worker for each job.
-job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
-{%- endif %}
 
 
 class RequestIdFilter(logging.Filter):
@@ -61,56 +49,29 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-{%- if include_jobs %}
-
-
-class JobIdFilter(logging.Filter):
-    """Stamp each record with the id of the job it was written in, or "-" outside jobs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Add `job_id` to the record; never drop it."""
-        record.job_id = job_id.get() or "-"
-        return True
-{%- endif %}
-
-
 def logging_config(
     level: str = "INFO",
     log_format: LogFormat = "json",
     *,
     echo_sql: bool = False,
     traces: bool = False,
-{%- if include_jobs %}
-    job_ids: bool = False,
-{%- endif %}
 ) -> dict[str, Any]:
     """Logging for the root logger, uvicorn's loggers and ours, through one handler.
 
     `echo_sql` logs every statement (DATABASE_ECHO) through the same handler, as JSON too.
     `traces` adds each line's trace and span ids (TRACES_ENABLED).
-{%- if include_jobs %}
-    `job_ids` adds the id of the job each line was written in (the worker's lines).
-{%- endif %}
     """
-    json_fields = _TRACED_JSON_FIELDS if traces else _JSON_FIELDS
-    console = _TRACED_CONSOLE if traces else _CONSOLE
-{%- if include_jobs %}
-    if job_ids:
-        json_fields = json_fields.replace("%(request_id)s", "%(job_id)s %(request_id)s")
-        console = console.replace("[%(request_id)s", "[job=%(job_id)s %(request_id)s")
-{%- endif %}
     formatter: dict[str, Any] = (
-        {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": json_fields}
+        {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": _TRACED_JSON_FIELDS if traces else _JSON_FIELDS,
+        }
         if log_format == "json"
-        else {"format": console}
+        else {"format": _TRACED_CONSOLE if traces else _CONSOLE}
     )
     filters: dict[str, Any] = {"request_id": {"()": RequestIdFilter}}
     if traces:
         filters["trace_context"] = {"()": TraceContextFilter}
-{%- if include_jobs %}
-    if job_ids:
-        filters["job_id"] = {"()": JobIdFilter}
-{%- endif %}
     return {
         "version": 1,
         "disable_existing_loggers": False,
