@@ -4,8 +4,9 @@ Renders the default project with `include_jobs`, migrates a throwaway PostgreSQL
 USERS users. Each round starts the workers (`<package> worker`, shipped settings:
 WORKER_CONCURRENCY=4, JSON logs at INFO) on an empty queue, fills it with JOBS jobs of the
 example's `welcome_user` task (a read of the user through the reader, a log line) in one
-transaction, and times the drain from that commit until no job is left queued or running.
-Prints jobs/s and the workers' CPU per job (from /proc), and the median of ROUNDS rounds.
+transaction, and times the drain from that commit until no job is left queued or running;
+again with WORKER_CONCURRENCY=8. Prints jobs/s and the workers' CPU per job (from /proc), and
+the median of ROUNDS rounds.
 """
 
 import json
@@ -23,6 +24,7 @@ from tests.service import launched
 from tests.tools import uv_sync
 
 JOBS, ROUNDS, WORKER_COUNTS = 20_000, 3, (1, 2)
+CONCURRENCIES = (4, 8)  # WORKER_CONCURRENCY as shipped, and twice that
 JOBS_ANSWERS = {"project_name": "Demo Service", "auth": "none", "include_jobs": True}
 FILL = (
     "INSERT INTO pgqueuer (priority, entrypoint, status, payload) "
@@ -45,9 +47,16 @@ def drain(postgres: Any, database: str, timeout: float = 600.0) -> float:
 
 
 def one_round(
-    postgres: Any, project: Path, bin_dir: Path, env: dict[str, str], workers: int, log: Path
+    postgres: Any,
+    project: Path,
+    bin_dir: Path,
+    env: dict[str, str],
+    workers: int,
+    concurrency: int,
+    log: Path,
 ) -> dict[str, Any]:
     """Start `workers` worker processes, fill the queue, time the drain."""
+    env = {**env, "WORKER_CONCURRENCY": str(concurrency)}
     with ExitStack() as stack:
         pids = [
             stack.enter_context(
@@ -68,6 +77,7 @@ def one_round(
     postgres.psql("TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics", database="jobs")
     return {
         "workers": workers,
+        "concurrency": concurrency,
         "jobs": JOBS,
         "seconds": round(seconds, 2),
         "jobs_per_second": round(JOBS / seconds, 1),
@@ -86,17 +96,23 @@ def main() -> None:
         bin_dir = uv_sync(project)
         env = seeded(postgres, "jobs", project, bin_dir)
         for round_ in range(ROUNDS):
-            for workers in WORKER_COUNTS:
-                log = work / f"worker-{workers}-{round_}.log"
-                result = one_round(postgres, project, bin_dir, env, workers, log)
-                results.append(result)
-                print(json.dumps(result), flush=True)
-    print("\nworkers  jobs/s (median)  worker CPU µs per job (median)")
-    for workers in WORKER_COUNTS:
-        runs = [result for result in results if result["workers"] == workers]
-        rate = statistics.median(result["jobs_per_second"] for result in runs)
-        cpu = statistics.median(result["worker_cpu_us_per_job"] for result in runs)
-        print(f"{workers:>7}  {rate:>15,.0f}  {cpu:>30,.0f}")
+            for concurrency in CONCURRENCIES:
+                for workers in WORKER_COUNTS:
+                    log = work / f"worker-{workers}-{concurrency}-{round_}.log"
+                    result = one_round(postgres, project, bin_dir, env, workers, concurrency, log)
+                    results.append(result)
+                    print(json.dumps(result), flush=True)
+    print("\nworkers  concurrency  jobs/s (median)  worker CPU µs per job (median)")
+    for concurrency in CONCURRENCIES:
+        for workers in WORKER_COUNTS:
+            runs = [
+                result
+                for result in results
+                if (result["workers"], result["concurrency"]) == (workers, concurrency)
+            ]
+            rate = statistics.median(result["jobs_per_second"] for result in runs)
+            cpu = statistics.median(result["worker_cpu_us_per_job"] for result in runs)
+            print(f"{workers:>7}  {concurrency:>11}  {rate:>15,.0f}  {cpu:>30,.0f}")
     sys.stdout.flush()
 
 
