@@ -232,6 +232,15 @@ def test_update_from_the_first_commit_gives_the_fresh_render(
     assert tree(project) == tree(fresh)
 
 
+def own_checks(project: Path, postgres: Any, feature_tests: str) -> str:
+    """Run a switched project's tests of the feature, its migration gate and API contract."""
+    uv_sync(project)
+    checks = (feature_tests, "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
+    uv_run = (sys.executable, "-m", "uv", "run", "--python", sys.executable)
+    env = clean_environment(TEST_DATABASE_URL=postgres.url)
+    return run(*uv_run, "pytest", "-q", "--no-cov", *checks, cwd=project, env=env).stdout
+
+
 def test_update_into_auth_keeps_the_api_open_until_the_owner_switches_to_api_keys(
     releases: Path, postgres: Any, tmp_path: Path
 ) -> None:
@@ -257,12 +266,7 @@ def test_update_into_auth_keeps_the_api_open_until_the_owner_switches_to_api_key
     assert len(list(versions.glob("*_create_api_keys.py"))) == 1
     assert not [name for name, data in tree(project).items() if MARKERS.search(data.decode())]
     # The switched project's own checks of its keys and of its migrations pass.
-    uv_sync(project)
-    checks = ("tests/auth", "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
-    uv_run = (sys.executable, "-m", "uv", "run", "--python", sys.executable)
-    env = clean_environment(TEST_DATABASE_URL=postgres.url)
-    suite = run(*uv_run, "pytest", "-q", "--no-cov", *checks, cwd=project, env=env)
-    assert " passed" in suite.stdout
+    assert " passed" in own_checks(project, postgres, "tests/auth")
 
 
 def test_update_into_jobs_adds_no_worker_until_the_owner_switches_jobs_on(
@@ -290,12 +294,7 @@ def test_update_into_jobs_adds_no_worker_until_the_owner_switches_jobs_on(
     assert 'command: ["worker"]' in (project / "compose.yaml").read_text()
     assert not [name for name, data in tree(project).items() if MARKERS.search(data.decode())]
     # The switched project's jobs, its migration gate and its API contract pass its own tests.
-    uv_sync(project)
-    checks = ("tests/jobs", "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
-    uv_run = (sys.executable, "-m", "uv", "run", "--python", sys.executable)
-    env = clean_environment(TEST_DATABASE_URL=postgres.url)
-    suite = run(*uv_run, "pytest", "-q", "--no-cov", *checks, cwd=project, env=env)
-    assert " passed" in suite.stdout
+    assert " passed" in own_checks(project, postgres, "tests/jobs")
 
 
 def test_update_of_a_dirty_project_is_refused_and_changes_nothing(
