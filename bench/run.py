@@ -89,6 +89,7 @@ OPEN = {**DEFAULTS, "auth": "none"}  # the same project with no authentication
 OIDC = {**DEFAULTS, "auth": "oidc"}  # and with bearer tokens from an OIDC issuer
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INSTRUCTION_REQUESTS = 2000
+API_INSTRUCTION_REQUESTS = 800
 
 
 def cpu_seconds(pid: int) -> float:
@@ -138,15 +139,21 @@ def prepare(work: Path, figures: dict[str, float]) -> tuple[Path, Path]:
     return project, bin_dir
 
 
+def find_valgrind() -> str:
+    """The valgrind binary, or an error saying how to install it."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("the benchmark needs valgrind (apt-get install valgrind)")
+    return valgrind
+
+
 def instructions_per_request(project: Path, bin_dir: Path, mode: str) -> float:
     """Instructions one in-process `/health/live` request takes, counted by callgrind.
 
     Counts do not vary with the machine's load, so they show a difference of a few percent
     that wrk's CPU figures, 10-15% apart between identical runs, cannot.
     """
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise RuntimeError("the benchmark needs valgrind (apt-get install valgrind)")
+    valgrind = find_valgrind()
     env = clean_environment(PYTHONPATH=str(Path(__file__).parent.parent))
     counts = []
     for requests in (0, INSTRUCTION_REQUESTS):
@@ -164,6 +171,35 @@ def instructions_per_request(project: Path, bin_dir: Path, mode: str) -> float:
             raise RuntimeError(f"callgrind counted nothing:\n{counted.stderr}")
         counts.append(int(total.group(1)))
     return (counts[1] - counts[0]) / INSTRUCTION_REQUESTS
+
+
+def instructions_per_api_request(
+    project: Path, bin_dir: Path, env: dict[str, str], headers: dict[str, str], method: str
+) -> float:
+    """Instructions one in-process GET or POST of `/api/v1/users` takes, counted by callgrind.
+
+    The app runs with the project's settings on its seeded database, logging as it would;
+    `bench/api_requests.py` switches counting on after its warm-up, so only the requests are
+    counted. The figure to judge a change of the hot path by: it does not move with the load.
+    """
+    counted = run(
+        find_valgrind(),
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--callgrind-out-file=/dev/null",
+        bin_dir / "python",
+        *("-m", "bench.api_requests", method, str(API_INSTRUCTION_REQUESTS)),
+        cwd=project,
+        env={
+            **env,
+            "PYTHONPATH": str(Path(__file__).parent.parent),
+            "BENCH_AUTHORIZATION": headers["Authorization"],
+        },
+    )
+    total = re.search(r"Collected : (\d+)", counted.stderr)
+    if total is None:
+        raise RuntimeError(f"callgrind counted nothing:\n{counted.stderr}")
+    return int(total.group(1)) / API_INSTRUCTION_REQUESTS
 
 
 def roomy_postgres() -> Any:
@@ -453,6 +489,10 @@ def main() -> None:
                     )
                     results.append(result)
                     print(json.dumps(result), flush=True)
+        for method in ENDPOINTS:
+            figures[f"instructions per in-process {method} request"] = instructions_per_api_request(
+                project, bin_dir, env, headers, method
+            )
         for mode in ("off", "defaults"):
             figures[f"instructions per /health/live request, telemetry {mode}"] = (
                 instructions_per_request(project, bin_dir, mode)
@@ -527,6 +567,9 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
         f"instructions per in-process /health/live request (callgrind): telemetry off "
         f"{off:,.0f}, FastAPI's defaults {defaults:,.0f} ({(defaults / off - 1) * 100:+.1f}%)"
     )
+    for method in ENDPOINTS:
+        count = figures.pop(f"instructions per in-process {method} request")
+        print(f"instructions per in-process {method} /api/v1/users (callgrind): {count:,.0f}")
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
 
