@@ -51,7 +51,9 @@ OIDC_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_oidc'"
 FASTAPI_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_fastapi'"
 EXPORTING_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_exporting'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
-STRICT_SESSIONS = SESSIONS + "'strict'"
+# Both strict servers name their sessions "strict": each is told apart by its database.
+STRICT_SESSIONS = SESSIONS + "'strict' AND datname = 'bench_strict'"
+STRICT_2_SESSIONS = SESSIONS + "'strict' AND datname = 'bench_strict_two'"
 PEER_SESSIONS = SESSIONS + "'peer'"
 SERVICE_2_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_two'"
 # The service's shipped DATABASE_POOL_SIZE (no overflow); the baseline gets one pool that size.
@@ -473,7 +475,7 @@ def main() -> None:
                     work,
                     workers=2,
                 ),
-                STRICT_SESSIONS,
+                STRICT_2_SESSIONS,
             ),
         }
         two_headers = issue_key(bin_dir, project, two_env)
