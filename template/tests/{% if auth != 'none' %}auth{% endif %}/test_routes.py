@@ -3,6 +3,8 @@
 import re
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security import HTTPBearer
 from httpx import ASGITransport, AsyncClient
 
 API_PREFIX = "/api/"
@@ -26,6 +28,20 @@ def test_every_api_route_declares_the_bearer_credential(app: FastAPI) -> None:
     ]
 
     assert unguarded == [], "add `dependencies=[can_read]` or `[can_write]` to these routes"
+
+
+def test_every_api_route_checks_its_credential_in_one_dependency(app: FastAPI) -> None:
+    """FastAPI solves every dependency on every request: the permission is the bearer scheme."""
+    costly = []
+    for context in iter_route_contexts(app.routes):
+        route, path = context.original_route, context.path_format or ""
+        if not isinstance(route, APIRoute) or not path.startswith(API_PREFIX):
+            continue
+        checks = [d for d in context.dependant.dependencies if isinstance(d.call, HTTPBearer)]
+        if len(checks) != 1 or checks[0].dependencies:
+            costly.append(f"{','.join(sorted(route.methods or ()))} {path}")
+
+    assert costly == [], "name the permission once, as `dependencies=[can_read]` or `[can_write]`"
 
 
 async def test_every_api_route_refuses_a_request_without_a_credential(app: FastAPI) -> None:
