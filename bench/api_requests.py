@@ -24,6 +24,8 @@ from demo_service.core.logs import logging_config  # type: ignore[import-not-fou
 from demo_service.core.settings import get_settings  # type: ignore[import-not-found]
 from demo_service.main import create_app  # type: ignore[import-not-found]
 
+from bench.asgi_requests import SCOPE
+
 WARM_UP, AT_ONCE, USERS = 40, 8, 10_000
 
 
@@ -40,18 +42,11 @@ def request(method: str, number: int, run: int) -> tuple[dict[str, Any], bytes]:
         body = b'{"email":"inproc-%d-%d@example.com","full_name":"Bench"}' % (run, number)
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
+        **SCOPE,
         "method": method,
-        "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
         "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
     }
     return scope, body
 
