@@ -1,9 +1,10 @@
-"""A real PgBouncer (Debian's) before a throwaway PostgreSQL, set up as a generated README says.
+"""A real PgBouncer (Debian's) before a throwaway PostgreSQL, set up as a generated project says.
 
 PgBouncer comes from Debian (`apt-get install pgbouncer`; this machine has 1.18, older than
 `max_prepared_statements`). The configuration, the role settings and the service's variables
-are the generated README's "Behind PgBouncer" section, with only ports and paths changed, so the
-README says exactly what is tested (tests/test_pgbouncer.py, tests/test_rolling_deploy.py).
+are the "Behind PgBouncer" section of the generated docs/database.md, with only ports and paths
+changed, so that page says exactly what is tested (tests/test_pgbouncer.py,
+tests/test_rolling_deploy.py).
 """
 
 import os
@@ -43,18 +44,23 @@ class Bouncer:
         return f"postgresql://app:{self.password}@127.0.0.1:{self.port}/{database}"
 
 
-def readme_block(readme: str, language: str) -> str:
-    """The first code block of `language` in the README's "Behind PgBouncer" section."""
-    section = readme[readme.index("### Behind PgBouncer") :]
+def database_page(project: Path) -> str:
+    """The generated project's docs/database.md, whose "Behind PgBouncer" section is tested."""
+    return (project / "docs" / "database.md").read_text()
+
+
+def pgbouncer_block(page: str, language: str) -> str:
+    """The first code block of `language` in the page's "Behind PgBouncer" section."""
+    section = page[page.index("## Behind PgBouncer") :]
     found = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
     if found is None:
-        raise AssertionError(f"no {language} block in the README's PgBouncer section")
+        raise AssertionError(f"no {language} block in the docs' PgBouncer section")
     return found.group(1)
 
 
-def configuration(readme: str, server_port: int, port: int, folder: Path) -> str:
-    """The README's pgbouncer.ini with this test's ports and paths."""
-    ini = readme_block(readme, "ini")
+def configuration(page: str, server_port: int, port: int, folder: Path) -> str:
+    """The documented pgbouncer.ini with this test's ports and paths."""
+    ini = pgbouncer_block(page, "ini")
     replaced = {
         "port=5432": f"port={server_port}",
         "listen_port = 6432": f"listen_port = {port}",
@@ -62,15 +68,15 @@ def configuration(readme: str, server_port: int, port: int, folder: Path) -> str
     }
     for old, new in replaced.items():
         if old not in ini:
-            raise AssertionError(f"the README's pgbouncer.ini no longer has {old!r}")
+            raise AssertionError(f"the documented pgbouncer.ini no longer has {old!r}")
         ini = ini.replace(old, new)
     # Where this run keeps its files; the [pgbouncer] section is the last one.
     return ini + f"logfile = {folder / 'pgbouncer.log'}\nunix_socket_dir =\n"
 
 
-def service_variables(readme: str, port: int, password: str) -> dict[str, str]:
-    """The README's variables for the service, pointed at this PgBouncer."""
-    lines = readme_block(readme, "sh").strip().splitlines()
+def service_variables(page: str, port: int, password: str) -> dict[str, str]:
+    """The documented variables for the service, pointed at this PgBouncer."""
+    lines = pgbouncer_block(page, "sh").strip().splitlines()
     variables = dict(line.split("=", 1) for line in lines)
     variables["DATABASE_URL"] = variables["DATABASE_URL"].replace(":6432/", f":{port}/")
     return {**variables, "DATABASE_PASSWORD": password}
@@ -109,13 +115,13 @@ def start_pgbouncer(config: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def bouncing(readme: str) -> Iterator[Bouncer]:
-    """PostgreSQL, a password role `app` set up as the README says, and PgBouncer before it."""
+def bouncing(page: str) -> Iterator[Bouncer]:
+    """PostgreSQL, a password role `app` set up as the page says, and PgBouncer before it."""
     password = secrets.token_urlsafe(16)
     with load().LocalPostgres() as server:
         server.create_database("app")
         require_password(server, "app", "app", password)
-        for statement in readme_block(readme, "sql").strip().splitlines():
+        for statement in pgbouncer_block(page, "sql").strip().splitlines():
             server.psql(statement)
         folder = private_folder()
         try:
@@ -123,14 +129,14 @@ def bouncing(readme: str) -> Iterator[Bouncer]:
             userlist = folder / "userlist.txt"
             userlist.write_text(f'"app" "{password}"\n')
             config = folder / "pgbouncer.ini"
-            config.write_text(configuration(readme, server.port, port, folder))
+            config.write_text(configuration(page, server.port, port, folder))
             for path in (userlist, config):
                 path.chmod(0o600)
                 if os.geteuid() == 0:
                     os.chown(path, NOBODY, NOBODY_GROUP)
             process = start_pgbouncer(config, port)
             try:
-                yield Bouncer(server, port, password, service_variables(readme, port, password))
+                yield Bouncer(server, port, password, service_variables(page, port, password))
             finally:
                 process.terminate()
                 process.wait(10)

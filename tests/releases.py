@@ -30,7 +30,7 @@ TEMPLATE_CHANGES = [
         "health_timeout_seconds: float = Field(default=0.75, gt=0)",
     ),
     # A heading near the end of a file whose first line the owner changes.
-    ("template/README.md.jinja", "## Updating from the template", "## Updating"),
+    ("template/README.md.jinja", "## More", "## Further reading"),
     # A question the older release did not ask: its projects have no API authentication.
     (
         "copier.yml",

@@ -126,11 +126,12 @@ def test_workflow_is_valid_audited_and_keeps_its_expressions(project: Path) -> N
     assert "${{ runner.os }}-${{ hashFiles('uv.lock') }}" in workflow.read_text()
 
 
-def test_workflow_runs_the_readme_commands(project: Path) -> None:
+def test_workflow_runs_the_documented_commands(project: Path) -> None:
     workflow: dict[str, Any] = yaml.safe_load(
         (project / ".github" / "workflows" / "ci.yml").read_text()
     )
-    readme = (project / "README.md").read_text()
+    pages = [(project / "README.md").read_text()]
+    pages += [page.read_text() for page in sorted((project / "docs").glob("*.md"))]
     package = package_of(project)
     commands = [
         # "$SERVICE" is the package, read from pyproject.toml (next test); `serve` in the background
@@ -153,8 +154,8 @@ def test_workflow_runs_the_readme_commands(project: Path) -> None:
         f"uv run python -m tests.integration health {app} --wait 60",
         *[f"uv run python -m tests.integration {name} {app}" for name in checks],
     ]
-    for command in commands:  # inline in the README, or a line of one of its code blocks
-        assert f"`{command}`" in readme or f"\n{command}\n" in readme, command
+    for command in commands:  # inline in the README or a docs page, or a line of a code block
+        assert any(f"`{command}`" in page or f"\n{command}\n" in page for page in pages), command
 
 
 def test_workflow_names_the_service_from_pyproject(project: Path, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """A generated project's `python -m tests.integration` against its `serve`, on a real PostgreSQL.
 
-The commands run are the README's ("Integration checks"), pointed at the port served here, so
-every command the README shows is proven to pass; the database is then read directly, so the
-checks' own reports are not taken on trust. The API wants a key: one is issued with the
-project's own `api-key create`, as CI does, and handed over in API_KEY (or `--api-key`).
+The commands run are those of the generated docs/testing.md ("Integration checks"), pointed at
+the port served here, so every command the page shows is proven to pass; the database is then
+read directly, so the checks' own reports are not taken on trust. The API wants a key: one is
+issued with the project's own `api-key create`, as CI does, and handed over in API_KEY (or
+`--api-key`).
 """
 
 import re
@@ -22,16 +23,16 @@ from tests.tools import clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.generated
 
-README_URL = "http://127.0.0.1:8000"
+DOCUMENTED_URL = "http://127.0.0.1:8000"
 THROUGHPUT = re.compile(
     r"^throughput: ([\d.]+) requests/s; latency p50 ([\d.]+) ms, p99 ([\d.]+) ms$"
 )
 
 
-def readme_checks(project: Path) -> list[str]:
-    """The integration commands the README shows, in order."""
-    readme = (project / "README.md").read_text()
-    section = readme[readme.index("## Integration checks") : readme.index("## Bringing your own")]
+def documented_checks(project: Path) -> list[str]:
+    """The integration commands the generated docs/testing.md shows, in order."""
+    page = (project / "docs" / "testing.md").read_text()
+    section = page[page.index("## Integration checks") :]
     return re.findall(r"^uv run python -m tests\.integration .*$", section, re.MULTILINE)
 
 
@@ -44,12 +45,12 @@ def integration(
     api_key: str | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a README command with the project's virtualenv (as `uv run` would) against `app_url`.
+    """Run a documented command with the project's virtualenv (as `uv run` would) against `app_url`.
 
     `api_key` goes in the API_KEY variable, as CI hands it over. Whatever the command prints,
     the key is not in it.
     """
-    words = shlex.split(command.replace(README_URL, app_url))
+    words = shlex.split(command.replace(DOCUMENTED_URL, app_url))
     assert words[:3] == ["uv", "run", "python"], command
     env = clean_environment(**({"API_KEY": api_key} if api_key else {}))
     result = run(tools / "python", *words[3:], cwd=project, env=env, check=check)
@@ -81,7 +82,7 @@ def test_integration_checks_pass_against_served_workers_and_fail_once_it_stops(
     project = rendered("defaults")
     tools = uv_sync(project)
     env, app_url = served(postgres, "integration")
-    health, sample_data, concurrency = readme_checks(project)
+    health, sample_data, concurrency = documented_checks(project)
     command = str(tools / package_of(project))
 
     with migrated_and_serving(command, project, env, tmp_path / "serve.log") as service:
@@ -145,7 +146,7 @@ def test_integration_cli_without_the_example_api_checks_health_only(
     project = rendered("unusual")
     tools = uv_sync(project)
     env, app_url = served(postgres, "integration_bare")
-    (health,) = readme_checks(project)
+    (health,) = documented_checks(project)
     python = tools / "python"
 
     usage = run(python, "-m", "tests.integration", "--help", cwd=project)

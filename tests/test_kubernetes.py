@@ -1,10 +1,10 @@
 """Every project's Kubernetes manifests: rendered, schema-valid, safe and wired to the app.
 
 No cluster runs here. Each overlay is rendered by kubectl's kustomize with the commands the
-generated README gives, every object is validated by kubernetes-validate against the schemas of
-the oldest and the newest Kubernetes it knows, and the rest is checked against the app: the
-policies (tagged images, probes, resources, non-root read-only containers), the health
-semantics and the drain, the settings and the Secret, PgBouncer as the README tests it, and the
+generated docs/deployment.md gives, every object is validated by kubernetes-validate against the
+schemas of the oldest and the newest Kubernetes it knows, and the rest is checked against the app:
+the policies (tagged images, probes, resources, non-root read-only containers), the health
+semantics and the drain, the settings and the Secret, PgBouncer as its docs test it, and the
 network policies, and the background jobs' worker when the project has one. The rolling deploy
 itself runs for real in tests/test_rolling_deploy.py.
 """
@@ -19,7 +19,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # no type informatio
 import pytest
 import yaml
 
-from tests.bouncer import readme_block
+from tests.bouncer import database_page, pgbouncer_block
 from tests.test_delivery import settings_variables
 from tests.tools import clean_environment, package_of, run
 
@@ -33,19 +33,19 @@ WORKLOADS = ("Deployment", "Job")
 Objects = list[dict[str, Any]]
 
 
-def readme_commands(project: Path) -> str:
-    """The shell block of the generated README's "Kubernetes" section."""
-    readme = (project / "README.md").read_text()
-    section = readme[readme.index("### Kubernetes") :]
+def documented_commands(project: Path) -> str:
+    """The shell block of the "Kubernetes" section of the generated docs/deployment.md."""
+    page = (project / "docs" / "deployment.md").read_text()
+    section = page[page.index("## Kubernetes") :]
     found = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert found, "no sh block in the README's Kubernetes section"
+    assert found, "no sh block in the docs' Kubernetes section"
     return found.group(1)
 
 
 def kustomize(project: Path, overlay: str, folder: Path) -> Objects:
-    """Run the README's commands for `overlay` in a copy of the project's deploy/; its objects."""
+    """Run the documented commands for `overlay` in a copy of the project's deploy/; its objects."""
     shutil.copytree(project / "deploy", folder / "deploy")
-    commands = readme_commands(project).replace("overlays/production", f"overlays/{overlay}")
+    commands = documented_commands(project).replace("overlays/production", f"overlays/{overlay}")
     environment = clean_environment(DATABASE_PASSWORD=PLACEHOLDER_PASSWORD)
     rendered = run("bash", "-e", "-c", commands, cwd=folder, env=environment)
     return [document for document in yaml.safe_load_all(rendered.stdout) if document]
@@ -53,7 +53,7 @@ def kustomize(project: Path, overlay: str, folder: Path) -> Objects:
 
 @pytest.fixture
 def overlays(project: Path, tmp_path: Path) -> dict[str, Objects]:
-    """Every overlay of the project, rendered as its README says."""
+    """Every overlay of the project, rendered as its docs say."""
     return {name: kustomize(project, name, tmp_path / name) for name in OVERLAYS}
 
 
@@ -290,20 +290,20 @@ def test_kubernetes_settings_and_secret_match_the_app(
     assert "PASSWORD" not in " ".join(settings_of(project, overlays["production"]))
 
 
-def test_kubernetes_pgbouncer_is_configured_as_the_readme_tests_it(
+def test_kubernetes_pgbouncer_is_configured_as_the_docs_test_it(
     project: Path, overlays: dict[str, Objects]
 ) -> None:
     slug = project_slug(project)
     production, staging = overlays["production"], overlays["staging"]
-    readme = (project / "README.md").read_text()
-    tested = ini_settings(readme_block(readme, "ini"))
+    page = database_page(project)
+    tested = ini_settings(pgbouncer_block(page, "ini"))
     shipped = ini_settings(
         find(production, "ConfigMap", f"{slug}-pgbouncer")["data"]["pgbouncer.ini"]
     )
     service = find(production, "Service", f"{slug}-pgbouncer")
     pod = find(production, "Deployment", f"{slug}-pgbouncer")["spec"]["template"]["spec"]
     settings = settings_of(project, production)
-    variables = dict(line.split("=", 1) for line in readme_block(readme, "sh").split())
+    variables = dict(line.split("=", 1) for line in pgbouncer_block(page, "sh").split())
     url = re.fullmatch(r"postgresql://(\w+)@([\w-]+):(\d+)/(\w+)", settings["DATABASE_URL"])
 
     for name in ("pool_mode", "auth_type", "max_client_conn", "default_pool_size"):

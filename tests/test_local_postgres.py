@@ -346,14 +346,47 @@ def test_stop_kills_the_backends_a_killed_server_left_running() -> None:
 
 
 def test_second_server_on_a_folder_in_use_fails_and_spares_the_first(tmp_path: Path) -> None:
-    """A start on a cluster another server runs fails, and its cleanup kills none of its own."""
-    with lp.LocalPostgres(tmp_path / "data", durable=True) as first:
-        second = lp.LocalPostgres(tmp_path / "data", durable=True)
+    """A throwaway start on a cluster another server runs fails, and kills none of its own."""
+    with lp.LocalPostgres(tmp_path / "data") as first:
+        second = lp.LocalPostgres(tmp_path / "data")
         with pytest.raises(lp.LocalPostgresError, match="lock file"):
             second.start()
         assert first.psql("select 1") == "1"
         assert _is_running(_postmaster_pid(first))
     _remove_data(first)
+
+
+def test_durable_cluster_running_elsewhere_is_used_and_left_running(tmp_path: Path) -> None:
+    """A second process on a durable folder in use reaches that server and never stops it."""
+    folder = tmp_path / "data"
+    script = CHILD_SCRIPT.replace(
+        "LocalPostgres()", f"LocalPostgres(pathlib.Path({str(folder)!r}), durable=True)"
+    ).replace("import importlib.util, sys", "import importlib.util, pathlib, sys")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(MODULE_PATH)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        port, pid, _ = child.stdout.readline().split()
+        second = lp.LocalPostgres(folder, durable=True)
+        with second:
+            assert not second.started_here
+            assert second.port == int(port)
+            assert second.psql("select 1") == "1"
+        assert _is_running(int(pid)), "the second user stopped the first one's server"
+        assert _accepts_connections(int(port))
+        assert _postmaster_pid(second) == int(pid)  # no second cluster was started
+    finally:
+        child.kill()
+        child.communicate()
+    assert _eventually_gone(int(pid))
+    with lp.LocalPostgres(folder, durable=True) as third:  # a server that died is started anew
+        assert third.started_here
+        assert third.psql("select 1") == "1"
+    _remove_data(third)
 
 
 def test_durable_cluster_keeps_its_port_across_restarts(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from tests.tools import clean_environment, run, uv_sync
 pytestmark = pytest.mark.generated
 
 GATE_TESTS = ("tests/db/test_migrations.py", "-p", "no:randomly", "--no-cov", "-q")
-ADVICE = 'uv run alembic revision --autogenerate -m "describe the change"'
+ADVICE = 'uv run demo_service revision -m "what changed"'
 
 
 def gate(project: Path, bin_dir: Path, server_url: str) -> tuple[int, str]:
@@ -28,11 +28,10 @@ def gate(project: Path, bin_dir: Path, server_url: str) -> tuple[int, str]:
 
 
 def autogenerate(project: Path, bin_dir: Path, url: str, message: str) -> Path:
-    """Generate a revision the way the README says; return the new file."""
+    """Generate a revision the way the gate's advice says; return the new file."""
     env = clean_environment(DATABASE_URL=url)
     before = set((project / "src" / "demo_service" / "migrations" / "versions").glob("*.py"))
-    run(bin_dir / "demo_service", "migrate", cwd=project, env=env)
-    run(bin_dir / "alembic", "revision", "--autogenerate", "-m", message, cwd=project, env=env)
+    run(bin_dir / "demo_service", "revision", "-m", message, cwd=project, env=env)
     after = set((project / "src" / "demo_service" / "migrations" / "versions").glob("*.py"))
     (revision,) = after - before
     return revision

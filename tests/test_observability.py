@@ -1,9 +1,9 @@
 """A served project with observability on: one request is one trace, its metrics in Prometheus.
 
-The service runs as its README says, with two workers, traces exported over OTLP/HTTP to the
-generated project's own receiver (`tests/otlp.py`, decoding with opentelemetry-proto) and metrics
-on METRICS_PORT, scraped by a real Prometheus from Debian (`apt-get install prometheus`), started
-here on a free port with a configuration of its own.
+The service runs as its docs/observability.md says, with two workers, traces exported over
+OTLP/HTTP to the generated project's own receiver (`tests/otlp.py`, decoding with
+opentelemetry-proto) and metrics on METRICS_PORT, scraped by a real Prometheus from Debian
+(`apt-get install prometheus`), started here on a free port with a configuration of its own.
 """
 
 import json
@@ -34,12 +34,12 @@ USER_ROUTE = "/api/v1/users/{user_id}"
 TRACE_ID, PARENT_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 
-def readme_variables(project: Path) -> dict[str, str]:
-    """The variables the README's "Observability" section switches it on with."""
-    readme = (project / "README.md").read_text()
-    section = readme[readme.index("## Observability") :]
+def documented_variables(project: Path) -> dict[str, str]:
+    """The variables the generated docs/observability.md switches it on with."""
+    page = (project / "docs" / "observability.md").read_text()
+    section = page[page.index("# Observability") :]
     block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert block, "no sh block in the README's Observability section"
+    assert block, "no sh block in the docs' Observability page"
     return dict(line.split("=", 1) for line in block.group(1).strip().splitlines())
 
 
@@ -152,7 +152,7 @@ def test_one_request_is_one_trace_and_prometheus_sums_every_worker(
     port, metrics_port = free_port(), free_port()
     temporary = tmp_path / "tmp"  # where `serve` makes the workers' metrics directory
     temporary.mkdir()
-    variables = readme_variables(project)
+    variables = documented_variables(project)
     assert variables.keys() >= {"OTEL_EXPORTER_OTLP_ENDPOINT", "METRICS_PORT"}
     ours = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "METRICS_PORT": str(metrics_port)}
     env = clean_environment(

@@ -1,8 +1,8 @@
-"""A served project behind a real PgBouncer in transaction mode, configured as its README says.
+"""A served project behind a real PgBouncer in transaction mode, configured as its docs say.
 
 PgBouncer comes from Debian (`apt-get install pgbouncer`); tests/bouncer.py starts it from the
-generated README's "Behind PgBouncer" section, changing only ports and paths, so the README says
-exactly what is tested.
+"Behind PgBouncer" section of the generated docs/database.md, changing only ports and paths, so
+that page says exactly what is tested.
 """
 
 import signal
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bouncer import Bouncer, bouncing
+from tests.bouncer import Bouncer, bouncing, database_page
 from tests.figures import report
 from tests.service import PeakSessions, call, free_port, issue_key, migrate, running, stop
 from tests.tools import clean_environment, package_of, run, uv_sync
@@ -34,8 +34,8 @@ def project(rendered: Callable[[str], Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def bouncer(project: Path) -> Iterator[Bouncer]:
-    """PostgreSQL and PgBouncer as the README says; the role may create the suite's databases."""
-    with bouncing((project / "README.md").read_text()) as bouncer:
+    """PostgreSQL and PgBouncer as the docs say; the role may create the suite's databases."""
+    with bouncing(database_page(project)) as bouncer:
         bouncer.server.psql("ALTER ROLE app CREATEDB")  # the generated suite makes its own
         yield bouncer
 

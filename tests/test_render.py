@@ -1,5 +1,6 @@
 """Every answer set renders a tidy, lint-clean, type-clean project with only the files it needs."""
 
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,9 @@ from tests.answers import EVERY_DEPENDENCY
 from tests.tools import package_of, run, template_debris, uv_sync
 
 pytestmark = pytest.mark.render
+
+README_MAX_LINES = 120  # one page a newcomer reads in five minutes; reference lives in docs/
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 EXAMPLE_FILES = (
     "api/v1/users.py",
@@ -74,6 +78,32 @@ def test_render_includes_jobs_only_when_asked(project: Path) -> None:
     assert ('COMMANDS["worker"]' in (package / "cli.py").read_text()) == wanted
     assert ('"pgqueuer"' in (package / "migrations" / "env.py").read_text()) == wanted
     assert ("worker_concurrency" in (package / "core" / "settings.py").read_text()) == wanted
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors of a Markdown page's headings, as GitHub makes them."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_render_readme_is_one_page_and_its_links_hold(project: Path) -> None:
+    readme = project / "README.md"
+    pages = sorted((project / "docs").glob("*.md"))
+    linked_from_readme = set()
+
+    assert len(readme.read_text().splitlines()) <= README_MAX_LINES
+    for page in (readme, *pages):
+        for target in MARKDOWN_LINK.findall(page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL, such as uv's
+            relative, _, anchor = target.partition("#")
+            linked = (page.parent / relative).resolve() if relative else page
+            assert linked.is_file(), f"{page.relative_to(project)} links to {target}"
+            assert not anchor or anchor in heading_anchors(linked), f"{page.name}: {target}"
+            if page == readme:
+                linked_from_readme.add(linked)
+    assert pages
+    assert not {page.resolve() for page in pages} - linked_from_readme, "pages the README misses"
 
 
 def test_render_leaves_no_template_syntax_or_debris(project: Path) -> None:

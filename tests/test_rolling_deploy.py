@@ -2,7 +2,7 @@
 
 Every part is real and on loopback: Debian's HAProxy (`apt-get install haproxy`) balances two
 `serve` processes of the default project, which reach one PostgreSQL through Debian's PgBouncer
-in transaction mode (tests/bouncer.py, as the README's "Behind PgBouncer" says). The instances
+in transaction mode (tests/bouncer.py, as the docs' "Behind PgBouncer" says). The instances
 run with the settings of the rendered production overlay (deploy/kubernetes), changing only
 addresses, hosts and the password file's path.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bouncer import Bouncer, bouncing
+from tests.bouncer import Bouncer, bouncing, database_page
 from tests.figures import report
 from tests.load import Load, reads_and_writes, run_load
 from tests.service import (
@@ -194,8 +194,7 @@ def test_a_rolling_deploy_through_haproxy_and_pgbouncer_fails_no_request(
 ) -> None:
     command = str(project / ".venv" / "bin" / package_of(project))
     settings = production_settings(project, tmp_path / "rendered")
-    readme = (project / "README.md").read_text()
-    with bouncing(readme) as bouncer, ExitStack() as stack:
+    with bouncing(database_page(project)) as bouncer, ExitStack() as stack:
         password_file = tmp_path / "database_password"
         password_file.write_text(bouncer.password)
         (tmp_path / "tmp").mkdir()

@@ -180,7 +180,7 @@ def test_update_keeps_owner_edits_applies_template_changes_and_marks_the_collisi
     assert "htmlcov/" in (project / ".gitignore").read_text()
     settings = (project / PACKAGE / "core" / "settings.py").read_text()
     assert "health_timeout_seconds: float = Field(default=0.5, gt=0)" in settings
-    assert "## Updating from the template" in (project / "README.md").read_text()
+    assert "## More" in (project / "README.md").read_text()
     # The collision is marked in that file, and only there.
     errors = project / PACKAGE / "core" / "errors.py"
     marked = [name for name, data in tree(project).items() if MARKERS.search(data.decode())]

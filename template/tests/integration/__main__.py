@@ -2,7 +2,8 @@
 
 A failure prints one line naming what was wrong (stderr), so CI logs say it without a traceback.
 An API that needs a credential gets it from `--api-key`, or better from the API_KEY variable: a
-command line is visible to every user of the machine. The key itself is never printed.
+command line is visible to every user of the machine. Without either, the development credential
+`dev` keeps in `.local/credential` is sent, if there is one. The key itself is never printed.
 """
 
 import argparse
@@ -10,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 
@@ -29,11 +31,12 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--api-key",
-        default=os.environ.get("API_KEY"),
+        default=os.environ.get("API_KEY") or development_credential(),
         metavar="KEY",
         # The default is the key itself: it never goes into the help.
         help="the API key sent as `Authorization: Bearer KEY` (default: the API_KEY environment"
-        " variable, which keeps the key off the command line); never printed",
+        " variable, which keeps the key off the command line, else .local/credential); never"
+        " printed",
     )
     root = argparse.ArgumentParser(
         prog="python -m tests.integration",
@@ -47,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
         command.add_arguments(subparser)
         subparser.set_defaults(run=command.run)
     return root
+
+
+def development_credential() -> str | None:
+    """The credential `dev` keeps for the developer, if this is a project it ran in."""
+    path = Path(".local") / "credential"
+    return path.read_text().strip() or None if path.is_file() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,13 +10,15 @@ its parent is killed. This module drives the binaries itself:
   port across restarts while the port is free, a throwaway one takes any free port;
 * a durable cluster (``dev``) asks for the superuser's password (scram-sha-256), kept in a
   file only its owner may read; throwaway clusters (tests) trust local connections;
+* a durable cluster that another process already runs is used, not started twice: only the
+  process that started a server stops it;
 * as root it runs as ``nobody`` (PostgreSQL refuses root), from a copy of the binaries
   that ``nobody`` can read when the originals are out of its reach, and it never takes
   over a data folder that belongs to another user;
 * on Linux the server shuts down when the process that started it dies, and ``stop()``
   also ends the backends that a killed server left running.
 
-This file is copied verbatim into generated projects, so it uses only the standard library.
+It uses only the standard library, so it runs before anything else is installed.
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple, Self
 from urllib.parse import quote
+
+try:
+    import fcntl
+except ImportError:  # Windows: no start lock
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +296,17 @@ def _processes_in(data_dir: Path, executable: Path) -> list[int]:
     return pids
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process of this pid exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -322,11 +340,22 @@ class LocalPostgres:
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._password: str | None = None
+        self._attached = False
+
+    @property
+    def running(self) -> bool:
+        """Whether a server is up for this object: started by it, or found running."""
+        return self._process is not None or self._attached
+
+    @property
+    def started_here(self) -> bool:
+        """Whether this object started the server (and so stops it), rather than found it."""
+        return self._process is not None
 
     @property
     def port(self) -> int:
         """TCP port of the running server."""
-        if self._process is None or self._port is None:
+        if not self.running or self._port is None:
             raise LocalPostgresError("The server is not running; call start() first.")
         return self._port
 
@@ -350,16 +379,21 @@ class LocalPostgres:
 
     def start(self) -> None:
         """Create the cluster if needed, start the server and wait until it takes connections."""
-        if self._process is not None:
+        if self.running:
             return
         try:
-            self._start()
+            with self._start_lock():
+                self._start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Shut the server down, with every process it left; delete a throwaway cluster."""
+        """Shut the server down, with every process it left; delete a throwaway cluster.
+
+        A server found running (another process started it) is left to that process.
+        """
+        self._attached = False
         process, self._process = self._process, None
         if process is not None:
             self._end(process)
@@ -424,6 +458,8 @@ class LocalPostgres:
         self._bin_dir = _readable_bin_dir(bin_dir, account)
         data_dir = self._prepare_data_dir(account)
         self._prepare_cluster(data_dir, account)
+        if self._durable and self._attach(data_dir):
+            return
         if self._port is None and self._durable:  # a restart of this object keeps its own
             self._port = _stored_port(data_dir)
         log_path = data_dir / "server.log"
@@ -449,6 +485,45 @@ class LocalPostgres:
             if not any(message in log_tail for message in PORT_IN_USE_MESSAGES):
                 break
         raise LocalPostgresError(f"PostgreSQL did not start; end of {log_path}:\n{log_tail}")
+
+    @contextlib.contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        """Hold a lock beside a durable cluster while it starts: one start at a time.
+
+        A second process waits, then finds the server running and uses it.
+        """
+        if not self._durable or self._requested_dir is None or fcntl is None:
+            yield
+            return
+        folder = self._requested_dir.absolute()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = folder.with_name(f".{folder.name}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _attach(self, data_dir: Path) -> bool:
+        """Use the server another process runs on ``data_dir``, if one is up: True if so.
+
+        ``postmaster.pid`` names it: line 1 its pid, line 4 its port, line 8 its state. A
+        file a crashed server left behind names a pid that is gone (or that is not a
+        postgres of this folder), and the server is then started as usual.
+        """
+        lines = (_read(data_dir / "postmaster.pid") or "").splitlines()
+        if len(lines) < 8 or not lines[0].strip().isdigit() or not lines[3].strip().isdigit():
+            return False
+        pid, port = int(lines[0]), int(lines[3])
+        if lines[7].strip() != "ready" or not _alive(pid):
+            return False
+        if sys.platform.startswith("linux"):  # a reused pid runs elsewhere
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/cwd") != str(data_dir.resolve()):
+                    return False
+        self._port, self._attached = port, True
+        return True
 
     def _prepare_data_dir(self, account: _Account | None) -> Path:
         if self._requested_dir is None:
