@@ -225,10 +225,17 @@ def test_generated_serve_refuses_bad_settings_in_one_line(
 ) -> None:
     project = rendered("defaults")
     command = uv_sync(project) / package_of(project)
-    env = clean_environment(**({"DATABASE_URL": url} if url else {}))
+    # In production: on a developer's machine, no DATABASE_URL means the local database.
+    env = clean_environment(ENVIRONMENT="production", **({"DATABASE_URL": url} if url else {}))
 
     result = subprocess.run(
-        [command, "serve"], cwd=project, env=env, capture_output=True, text=True, check=False
+        [command, "serve"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
     assert result.returncode == 2

@@ -22,6 +22,7 @@ _FOREIGN_VARIABLES = (
     "DATABASE_READ_URL",
     "TEST_DATABASE_URL",
     "API_KEY",  # the integration checks' credential
+    "ENVIRONMENT",  # development (the local database) or production: each test says which
 )
 
 
