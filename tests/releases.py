@@ -1,8 +1,10 @@
 """Template repositories with two tagged releases, made in temporary folders for update tests.
 
-The newest release is always the working tree. The older one is either synthetic (the working
-tree with a few known lines changed back, so every kind of template change is present and known)
-or real (the repository's first commit, taken with `git archive`).
+The newest release is the working tree (the synthetic one adds a revision to it). The older one
+is either synthetic (the working tree with a few known lines changed back, so every kind of
+template change is present and known) or real: the 1.0.0 release commit, or the repository's
+first commit, taken with `git archive`. Updating from a commit before 1.0.0 is not supported;
+the first commit only proves that copier keeps an answer a later rule refuses.
 """
 
 import shutil
@@ -47,12 +49,39 @@ TEMPLATE_CHANGES = [
     ),
 ]
 
-# Revisions the newest release adds: an owner of the older one has applied only those before,
-# so the older release lacks these files (its models are the newest ones: nothing runs it).
-NEW_REVISIONS = [
+# A revision the newest release adds: a data fix, so the models need no change. An owner of the
+# older release has applied the revisions before it; with one of their own, two heads follow.
+NEW_REVISION = (
     "template/src/{{package_name}}/migrations/versions/{% if include_example_api %}"
-    "2026_12_01_2100-6075cd3118f1_bigint_identity_keys_optional_full_name.py{% endif %}",
-]
+    "2026_12_08_0900-5e1f0a2b3c4d_clear_empty_full_names.py{% endif %}.jinja"
+)
+NEW_REVISION_TEXT = """{%- set previous = "9c4e1b7a2d05" if include_jobs
+    else ("3f7a2c91d0e4" if auth == "api_key" else "2b8d41c6e0f7") -%}
+\"\"\"Clear the full names left empty: null says a user gave none.
+
+Revision ID: 5e1f0a2b3c4d
+Revises: {{ previous }}
+Create Date: 2026-12-08 09:00:00+00:00
+\"\"\"
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "5e1f0a2b3c4d"
+down_revision: str | Sequence[str] | None = "{{ previous }}"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute("UPDATE users SET full_name = NULL WHERE full_name = ''")
+
+
+def downgrade() -> None:
+    pass  # the names were empty: nothing to give back
+"""
+RELEASE = "1.0.0"
 
 
 def _edit(repository: Path, *, to_older: bool) -> None:
@@ -68,23 +97,43 @@ def _edit(repository: Path, *, to_older: bool) -> None:
 
 
 def synthetic_releases(destination: Path) -> Path:
-    """A repository whose OLDER tag lacks TEMPLATE_CHANGES and NEW_REVISIONS, NEWEST the tree."""
+    """A repository whose OLDER tag lacks TEMPLATE_CHANGES, NEWEST the tree and NEW_REVISION."""
     repository = snapshot_template(destination)
-    newest = git(repository, "rev-parse", "HEAD").strip()
     _edit(repository, to_older=True)
-    git(repository, "rm", "--quiet", *NEW_REVISIONS)
     git(repository, "commit", "--quiet", "--all", "--amend", "--message", "Older release")
     git(repository, "tag", OLDER)
     _edit(repository, to_older=False)
-    git(repository, "checkout", "--quiet", newest, "--", *NEW_REVISIONS)
+    (repository / NEW_REVISION).write_text(NEW_REVISION_TEXT)
+    git(repository, "add", "--all")
     git(repository, "commit", "--quiet", "--all", "--message", "Newest release")
     git(repository, "tag", NEWEST)
     return repository
 
 
+def release_commit() -> str:
+    """The commit that cut RELEASE: the first whose CHANGELOG has its section; else HEAD.
+
+    Before that commit exists, HEAD stands in: an update from it is an update from the work the
+    release will be made of.
+    """
+    found = git(
+        ROOT, "log", "--reverse", "--format=%H", "-S", f"## [{RELEASE}]", "--", "CHANGELOG.md"
+    ).split()
+    return found[0] if found else git(ROOT, "rev-parse", "HEAD").strip()
+
+
 def first_commit_releases(destination: Path) -> Path:
     """A repository whose OLDER tag is this repository's first commit, NEWEST the working tree."""
-    first = git(ROOT, "rev-list", "--max-parents=0", "HEAD").split()[0]
+    return commit_releases(destination, git(ROOT, "rev-list", "--max-parents=0", "HEAD").split()[0])
+
+
+def release_commit_releases(destination: Path) -> Path:
+    """A repository whose OLDER tag is the 1.0.0 release commit, NEWEST the working tree."""
+    return commit_releases(destination, release_commit())
+
+
+def commit_releases(destination: Path, first: str) -> Path:
+    """A repository whose OLDER tag is this repository's commit `first`, NEWEST the tree."""
     destination.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "archive", "--format=tar", first], cwd=ROOT, check=True, capture_output=True
@@ -92,7 +141,7 @@ def first_commit_releases(destination: Path) -> Path:
     subprocess.run(["tar", "-x"], cwd=destination, input=archive.stdout, check=True)
     git(destination, "init", "--quiet", "--initial-branch", "main")
     git(destination, "add", "--all")
-    git(destination, "commit", "--quiet", "--message", f"First commit ({first[:12]})")
+    git(destination, "commit", "--quiet", "--message", f"Older release ({first[:12]})")
     git(destination, "tag", OLDER)
     git(destination, "rm", "--quiet", "-r", ".")
     _copy_tree(snapshot_template(destination.parent / "newest"), destination)

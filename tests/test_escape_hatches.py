@@ -60,14 +60,14 @@ OWN_BASE_TESTS = '''"""The own base's tables are migrated and its constraints de
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from __PACKAGE__.api.constraints import describe_violation
+from __PACKAGE__.api.errors.constraints import describe_violation
 from __PACKAGE__.db.database import Database
 
 
 async def test_own_base_table_is_migrated(database: Database) -> None:
     async with database.writer() as session:
         await session.execute(text("INSERT INTO accounts (handle) VALUES ('ada')"))
-    async with database.reader() as connection:
+    async with database.snapshot() as connection:
         assert await connection.scalar(text("SELECT count(*) FROM accounts")) == 1
 
 
@@ -118,7 +118,7 @@ router = APIRouter()
 @router.get("/session-classes")
 async def session_classes(database: DatabaseDep) -> list[str]:
     """Name the classes of what the units of work give the endpoint."""
-    async with database.writer() as writer, database.reader() as reader:
+    async with database.writer() as writer, database.snapshot() as reader:
         return [type(writer).__name__, type(reader).__name__]
 
 

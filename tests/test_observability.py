@@ -232,5 +232,42 @@ def test_one_request_is_one_trace_and_prometheus_sums_every_worker(
     )
 
 
+def scraped_count(metrics_port: int, route: str) -> float:
+    """The requests of `route` answered 200 that the metrics endpoint counts, every worker's."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        text = answer.read().decode()
+    series = re.findall(r"^http_server_request_duration_seconds_count\{(.*)\} (\S+)$", text, re.M)
+    wanted = (f'http_route="{route}"', 'http_response_status_code="200"')
+    return sum(float(value) for labels, value in series if all(w in labels for w in wanted))
+
+
+@pytest.mark.parametrize("command", ["serve", "dev"])
+def test_serve_with_one_worker_and_dev_count_every_request(
+    project: Path, postgres: Any, tmp_path: Path, command: str
+) -> None:
+    executable = str(project / ".venv" / "bin" / package_of(project))
+    port, metrics_port = free_port(), free_port()
+    temporary = tmp_path / "tmp"  # where `dev` makes its worker's metrics directory
+    temporary.mkdir()
+    env = clean_environment(
+        DATABASE_URL=postgres.create_database(f"metrics_{command}"),
+        PORT=str(port),
+        METRICS_PORT=str(metrics_port),
+        WEB_CONCURRENCY="1",
+        TMPDIR=str(temporary),
+    )
+    base = f"http://127.0.0.1:{port}"
+    migrated = migrate(executable, project, env)
+    assert migrated.returncode == 0, migrated.stderr
+    log = tmp_path / f"{command}.log"
+    ready_url = f"{base}/health/ready"
+    with running([executable, command], cwd=project, env=env, ready_url=ready_url, log=log):
+        for _ in range(REQUESTS):
+            assert call("GET", f"{base}/health/live")[0] == 200
+
+        assert scraped_count(metrics_port, "/health/live") == REQUESTS, log.read_text()
+
+
 def test_the_shipped_prometheus_configuration_is_valid(project: Path) -> None:
     run(PROMTOOL, "check", "config", "deploy/prometheus.yml", cwd=project)

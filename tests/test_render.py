@@ -22,7 +22,6 @@ EXAMPLE_FILES = (
     "api/schemas/users.py",
     "api/schemas/posts.py",
     "api/schemas/partial.py",
-    "api/pagination.py",
     "db/models/user.py",
     "db/models/post.py",
 )
@@ -42,7 +41,9 @@ def test_render_has_the_layered_layout(project: Path) -> None:
     ]
     for relative in expected:
         assert (project / relative).is_file(), relative
-    for relative in ("main.py", "cli.py", "api/deps.py", "api/health.py", "api/errors.py"):
+    for relative in ("main.py", "cli.py", "api/deps.py", "api/health.py", "api/bounds.py"):
+        assert (package / relative).is_file(), relative
+    for relative in ("api/errors/handlers.py", "api/middleware/access_log.py"):
         assert (package / relative).is_file(), relative
     for relative in ("core/settings.py", "db/base.py", "db/database.py", "migrations/env.py"):
         assert (package / relative).is_file(), relative
@@ -75,7 +76,7 @@ def test_render_includes_jobs_only_when_asked(project: Path) -> None:
     assert any(versions.glob("*_install_job_queue.py")) == wanted
     assert (project / "tests" / "jobs").exists() == wanted
     assert ("pgqueuer" in (project / "pyproject.toml").read_text()) == wanted
-    assert ('COMMANDS["worker"]' in (package / "cli.py").read_text()) == wanted
+    assert ("*job_commands.COMMANDS" in (package / "cli.py").read_text()) == wanted
     assert ('"pgqueuer"' in (package / "migrations" / "env.py").read_text()) == wanted
     assert ("worker_concurrency" in (package / "core" / "settings.py").read_text()) == wanted
 

@@ -35,10 +35,9 @@ from demo_service.db.database import Database
 async def main() -> None:
     database = Database.from_settings(Settings())
     try:
-        async with database.reader() as session:
-            in_recovery = await session.scalar(text("SELECT pg_is_in_recovery()"))
-            print("reader in recovery:", in_recovery)
-            await session.execute(text("DELETE FROM users"))
+        in_recovery = (await database.read(text("SELECT pg_is_in_recovery()"))).scalar()
+        print("reader in recovery:", in_recovery)
+        await database.read(text("DELETE FROM users"))
     except Exception as error:
         print("refused:", type(error.__cause__.__cause__).__name__)
     finally:

@@ -18,6 +18,7 @@ from tests.releases import (
     NEWEST,
     OLDER,
     first_commit_releases,
+    release_commit_releases,
     renamed_answer_releases,
     synthetic_releases,
 )
@@ -53,7 +54,7 @@ class Tag(Base):
 OWN_MIGRATION = '''"""Add tags.
 
 Revision ID: 7a9c0e1f2b3d
-Revises: 68290f514330
+Revises: 2b8d41c6e0f7
 Create Date: 2026-11-23 09:00:00+00:00
 """
 
@@ -63,7 +64,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7a9c0e1f2b3d"
-down_revision: str | Sequence[str] | None = "68290f514330"
+down_revision: str | Sequence[str] | None = "2b8d41c6e0f7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -205,7 +206,7 @@ def test_update_keeps_owner_edits_applies_template_changes_and_marks_the_collisi
     assert (uv, subcommand) == ("uv", "run")
     run(*uv_run, *merge_command, cwd=project)
     (merge,) = versions.glob("*_merge_template_revisions.py")
-    assert {"7a9c0e1f2b3d", "6075cd3118f1"} <= set(re.findall(r"[0-9a-f]{12}", merge.read_text()))
+    assert {"7a9c0e1f2b3d", "5e1f0a2b3c4d"} <= set(re.findall(r"[0-9a-f]{12}", merge.read_text()))
     run(*uv_run, "pytest", "-q", cwd=project, env=clean_environment(TEST_DATABASE_URL=postgres.url))
 
 
@@ -219,10 +220,10 @@ def test_update_without_owner_edits_gives_the_fresh_render(releases: Path, tmp_p
     assert tree(project) == tree(fresh)
 
 
-def test_update_from_the_first_commit_gives_the_fresh_render(
+def test_update_from_the_release_commit_gives_the_fresh_render(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    releases = first_commit_releases(tmp_path_factory.mktemp("first") / "keel")
+    releases = release_commit_releases(tmp_path_factory.mktemp("release") / "keel")
     project = owned_project(releases, tmp_path / "updated")
 
     result = update(project, "--vcs-ref", NEWEST)

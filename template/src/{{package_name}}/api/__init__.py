@@ -1,1 +1,1 @@
-"""HTTP: dependencies, routers, schemas, error handlers and health checks."""
+"""HTTP: dependencies, input types, routers, schemas, the error contract and the middleware."""

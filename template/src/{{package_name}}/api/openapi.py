@@ -1,7 +1,7 @@
 """The OpenAPI document, told the truth about errors: every 4xx and 5xx is a problem.
 
 FastAPI describes error responses as `application/json`, and validation errors in its own
-shape; the service answers `application/problem+json` bodies of one shape (`api.problems`).
+shape; the service answers `application/problem+json` bodies of one shape (`api/errors/`).
 """
 
 import json

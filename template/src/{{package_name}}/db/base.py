@@ -6,10 +6,10 @@ constraint a request violated (`uq_users_email`). Keys are BIGINT identities: a 
 """
 
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Identity, MetaData, Table, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, Identity, MetaData, String, Table, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -40,7 +40,21 @@ class TimestampMixin:
     # Read both times back with RETURNING on INSERT and UPDATE: no lazy load after a flush.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - read by the mapper, never mutated
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep `eager_defaults` in a model's own `__mapper_args__`, which would replace these."""
+        own = cls.__dict__.get("__mapper_args__")
+        if isinstance(own, dict):
+            cls.__mapper_args__ = {"eager_defaults": True, **own}
+        super().__init_subclass__(**kwargs)
+
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+def length_of(column: QueryableAttribute[Any]) -> int:
+    """The length a string column holds (`User.email`): what a schema lets a client send."""
+    if not isinstance(column.type, String) or column.type.length is None:
+        raise TypeError(f"{column} is not a string column of a given length")
+    return column.type.length

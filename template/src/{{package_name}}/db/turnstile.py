@@ -1,9 +1,9 @@
 """First come, first served: the queue in front of a connection pool.
 
 SQLAlchemy's async pool gives a returned connection to whichever task asks next, so under
-load a request that has waited can lose its turn again and again: the benchmark measured
-p99 latencies of 0.4 s and more at 64 concurrent requests on a 10-connection pool. A FIFO
-semaphore sized to the pool admits units of work in arrival order, and the pool never queues.
+load a request that has waited can lose its turn again and again, and the slowest requests
+wait without bound. A FIFO semaphore sized to the pool admits units of work in arrival order,
+and the pool never queues.
 """
 
 import asyncio
