@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from copier import run_copy
 
-from tests.answers import ANSWER_SETS
+from tests.answers import ANSWER_SETS, EVERY_DEPENDENCY
 from tests.figures import FIGURES
 from tests.local_postgres import load
+from tests.tools import uv_sync
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_FOLDERS = {
@@ -121,6 +122,18 @@ def rendered(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Callab
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def typing_tools(rendered: Callable[[str], Path]) -> Path:
+    """The bin folder of a virtualenv holding every dependency any answer set installs."""
+    return uv_sync(rendered(EVERY_DEPENDENCY))
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every render: the dependencies are checked once per Python."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -146,7 +146,8 @@ def commit_releases(destination: Path, first: str) -> Path:
     git(destination, "rm", "--quiet", "-r", ".")
     _copy_tree(snapshot_template(destination.parent / "newest"), destination)
     git(destination, "add", "--all")
-    git(destination, "commit", "--quiet", "--message", "Newest release")
+    # Before the release commit exists HEAD stands in for it, and the tree may be the same.
+    git(destination, "commit", "--quiet", "--allow-empty", "--message", "Newest release")
     git(destination, "tag", NEWEST)
     return destination
 

@@ -7,7 +7,6 @@ sets rendered one after another and linted together: one ruff run, one shared my
 import itertools
 import json
 import string
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,14 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.answers import EVERY_DEPENDENCY
 from tests.conftest import render
 from tests.module_names import offered_pythons
-from tests.tools import run, template_debris, uv_sync
+from tests.tools import run, template_debris
 
 pytestmark = pytest.mark.render
 
 BATCH = 6
-EXAMPLES = 4
+EXAMPLES = 3
 # Letters a name may hold: ASCII, Latin letters the slug folds (é -> e), letters it drops
 # (Greek, Cyrillic, CJK, Hangul), wide ones that count two columns, and punctuation but the
 # double quote and backslash, which the validators refuse.
@@ -86,18 +84,6 @@ def refusal_of(template: Path, destination: Path, answers: dict[str, Any]) -> st
     except ValueError as refusal:
         return str(refusal)
     return None
-
-
-@pytest.fixture(scope="session")
-def typing_tools(rendered: Callable[[str], Path]) -> Path:
-    """The bin folder of a virtualenv holding every dependency any answer set installs."""
-    return uv_sync(rendered(EVERY_DEPENDENCY))
-
-
-@pytest.fixture(scope="session")
-def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache for every render: the dependencies are checked once per Python."""
-    return tmp_path_factory.mktemp("mypy-cache")
 
 
 @settings(

@@ -62,23 +62,14 @@ def run_suite(project: Path, *options: str, python: Path | None = None, **enviro
     return summary
 
 
-def test_generated_suite_passes_in_parallel_workers(
-    rendered: Callable[[str], Path], postgres: Any
-) -> None:
-    run_suite(rendered("defaults"), "-n", "2", TEST_DATABASE_URL=postgres.url)
-
-    databases = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'test_%'")
-    assert databases == "", "the workers left databases behind"
-
-
-def test_generated_suite_passes_on_a_given_url(
+def test_generated_suite_passes_in_parallel_workers_on_a_given_url(
     rendered: Callable[[str], Path], postgres: Any
 ) -> None:
     newest = list(allowed_by(ANSWER_SETS["unusual"]).values())[-1]
-    run_suite(rendered("unusual"), python=newest, TEST_DATABASE_URL=postgres.url)
+    run_suite(rendered("unusual"), "-n", "2", python=newest, TEST_DATABASE_URL=postgres.url)
 
     databases = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'test_%'")
-    assert databases == "", "the suite left databases behind"
+    assert databases == "", "the workers left databases behind"
 
 
 @pytest.fixture

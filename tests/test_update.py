@@ -224,12 +224,13 @@ def test_update_from_the_release_commit_gives_the_fresh_render(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     releases = release_commit_releases(tmp_path_factory.mktemp("release") / "keel")
-    project = owned_project(releases, tmp_path / "updated")
+    answers = {**ANSWERS, "auth": "api_key", "include_jobs": True}  # every feature of 1.0.0
+    project = owned_project(releases, tmp_path / "updated", answers=answers)
 
     result = update(project, "--vcs-ref", NEWEST)
 
     assert result.returncode == 0, result.stderr
-    fresh = render(releases, tmp_path / "fresh", UPDATED_ANSWERS, vcs_ref=NEWEST)
+    fresh = render(releases, tmp_path / "fresh", answers, vcs_ref=NEWEST)
     assert tree(project) == tree(fresh)
 
 

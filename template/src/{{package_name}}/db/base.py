@@ -8,8 +8,8 @@ constraint a request violated (`uq_users_email`). Keys are BIGINT identities: a 
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Identity, MetaData, String, Table, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
+from sqlalchemy import BigInteger, DateTime, Identity, MetaData, Table, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,10 +51,3 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
-
-
-def length_of(column: QueryableAttribute[Any]) -> int:
-    """The length a string column holds (`User.email`): what a schema lets a client send."""
-    if not isinstance(column.type, String) or column.type.length is None:
-        raise TypeError(f"{column} is not a string column of a given length")
-    return column.type.length
