@@ -13,7 +13,9 @@ its local issuer, `devtools/identity_provider.py`) is served too, on databases o
 price authentication. To price observability, the default project is served twice more: with
 FastAPI's own telemetry at its defaults ("fastapi", `bench/fastapi_defaults.py`: how the service
 shipped before it was switched off) and with traces and metrics on ("exporting": every request
-traced, spans sent over OTLP to `bench/otlp_sink.py`, metrics recorded). wrk drives each at 64
+traced, spans sent over OTLP to `bench/otlp_sink.py`, metrics recorded). The default project
+rendered for Python 3.11 ("python3.11") prices the interpreter against the default 3.13; every
+server of the run, the raw ones included, runs on the project's Python. wrk drives each at 64
 connections, GET and POST, 10 s after a warm-up, alternating the servers twice; the service's
 requests carry an API key issued by its CLI, the oidc one's a token. Then the service and the
 strict baseline again with two worker processes each. Prints a table, one JSON line per run, the
@@ -50,6 +52,7 @@ OPEN_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_open'"
 OIDC_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_oidc'"
 FASTAPI_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_fastapi'"
 EXPORTING_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_exporting'"
+OLDEST_SESSIONS = SESSIONS + "'demo_service-%' AND datname = 'bench_oldest'"
 BASELINE_SESSIONS = SESSIONS + "'baseline'"
 # Both strict servers name their sessions "strict": each is told apart by its database.
 STRICT_SESSIONS = SESSIONS + "'strict' AND datname = 'bench_strict'"
@@ -67,6 +70,7 @@ CONNECTION_LIMITS = {
     "oidc": PROJECT_LIMIT,
     "fastapi": PROJECT_LIMIT,
     "exporting": PROJECT_LIMIT,
+    "python3.11": PROJECT_LIMIT,
     "baseline": POOL_SIZE,
     "strict": POOL_SIZE,
     "peer": POOL_SIZE,
@@ -83,12 +87,23 @@ LABELS = {
     "oidc": "the same with auth=oidc",
     "fastapi": "the service with FastAPI's own telemetry at its defaults",
     "exporting": "the service with traces and metrics on and exporting",
+    "python3.11": "the service rendered for Python 3.11 (new projects get 3.13)",
     "service-2w": "the service, two worker processes",
     "strict-2w": "the strict baseline, two worker processes",
 }
 DEFAULTS = {"project_name": "Demo Service"}  # API keys, as `copier copy --defaults` gives
 OPEN = {**DEFAULTS, "auth": "none"}  # the same project with no authentication
 OIDC = {**DEFAULTS, "auth": "oidc"}  # and with bearer tokens from an OIDC issuer
+OLDEST_PYTHON = {**DEFAULTS, "python_version": "3.11"}  # and on the oldest Python offered
+# What the raw baselines import: the bench group's own lower bounds (pyproject.toml).
+RAW_PACKAGES = (
+    "asyncpg>=0.32.0",
+    "httptools>=0.9.0",
+    "starlette>=1.10.0",
+    "uvicorn>=0.54.0",
+    "uvloop>=0.23.0",
+    "orjson>=3.13.0",
+)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INSTRUCTION_REQUESTS = 2000
 API_INSTRUCTION_REQUESTS = 800
@@ -137,7 +152,7 @@ def prepare(work: Path, figures: dict[str, float]) -> tuple[Path, Path]:
             project = render(template, work / "service", DEFAULTS)
         bin_dir = uv_sync(project)
         with timed(figures, "generated suite (s)"):
-            run(UV, "run", "--python", sys.executable, "pytest", "-q", cwd=project)
+            run(UV, "run", "pytest", "-q", cwd=project)
     return project, bin_dir
 
 
@@ -288,26 +303,44 @@ def serve(
     return port, process.pid
 
 
+def raw_venv(work: Path, bin_dir: Path) -> Path:
+    """A virtualenv for the raw servers on the project's interpreter; return its bin folder."""
+    venv = work / "raw"
+    python = Path(os.path.realpath(bin_dir / "python"))
+    run(UV, "venv", "--quiet", "--python", str(python), str(venv), cwd=work)
+    run(
+        UV,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(venv / "bin" / "python"),
+        *RAW_PACKAGES,
+        cwd=work,
+    )
+    return venv / "bin"
+
+
 def raw_server(
     stack: ExitStack,
     name: str,
     env: dict[str, str],
     work: Path,
-    python: Path | None = None,
+    bin_dir: Path,
     workers: int = 1,
 ) -> tuple[int, int]:
     """Serve `bench/<name>.py` until the stack closes; return its port and process id.
 
     uvicorn serves it as the project is served (uvloop, httptools, no access log), on the
-    seeded database of `env`. `python` runs it: the benchmark's own by default; the peer needs
-    the project's packages.
+    seeded database of `env`, with the Python of `bin_dir`: `raw_venv`'s for the baselines, the
+    project's for the peer, so that every server of a run shares one interpreter.
     """
     port = free_port()
     url = env["DATABASE_URL"]
     process = stack.enter_context(
         running(
             [
-                str(python or sys.executable),
+                str(bin_dir / "python"),
                 *("-m", "uvicorn", f"bench.{name}:app", "--port", str(port)),
                 *("--workers", str(workers), "--loop", "uvloop", "--http", "httptools"),
                 *("--no-access-log", "--log-level", "warning"),
@@ -377,6 +410,7 @@ def main() -> None:
         project, bin_dir = prepare(work, figures)
         open_project, open_bin_dir = prepare_variant(work, "open", OPEN)
         oidc_project, oidc_bin_dir = prepare_variant(work, "oidc", OIDC)
+        oldest_project, oldest_bin_dir = prepare_variant(work, "oldest", OLDEST_PYTHON)
         env = seeded(postgres, "bench", project, bin_dir)
         open_env = seeded(postgres, "bench_open", open_project, open_bin_dir)
         issued_by = issuer(stack, oidc_project, oidc_bin_dir, work / "issuer.log")
@@ -418,14 +452,22 @@ def main() -> None:
         oidc = serve(stack, oidc_project, oidc_bin_dir, oidc_env, work / "oidc.log")
         # Databases of their own, like every server: the users one server's POSTs add would
         # make another's statements dearer.
+        raw_bin_dir = raw_venv(work, bin_dir)
         baseline = raw_server(
-            stack, "baseline", seeded(postgres, "bench_baseline", project, bin_dir), work
+            stack,
+            "baseline",
+            seeded(postgres, "bench_baseline", project, bin_dir),
+            work,
+            raw_bin_dir,
         )
         strict = raw_server(
-            stack, "strict", seeded(postgres, "bench_strict", project, bin_dir), work
+            stack, "strict", seeded(postgres, "bench_strict", project, bin_dir), work, raw_bin_dir
         )
         peer_env = seeded(postgres, "bench_peer", project, bin_dir)
-        peer = raw_server(stack, "peer", peer_env, work, python=bin_dir / "python")
+        peer = raw_server(stack, "peer", peer_env, work, bin_dir)
+        # The same service on the oldest Python it offers, as projects from before 3.13 have it.
+        oldest_env = seeded(postgres, "bench_oldest", oldest_project, oldest_bin_dir)
+        oldest = serve(stack, oldest_project, oldest_bin_dir, oldest_env, work / "oldest.log")
         servers = {
             "strict": (*strict, STRICT_SESSIONS),
             "baseline": (*baseline, BASELINE_SESSIONS),
@@ -435,6 +477,7 @@ def main() -> None:
             "oidc": (*oidc, OIDC_SESSIONS),
             "fastapi": (*fastapi, FASTAPI_SESSIONS),
             "exporting": (*exporting, EXPORTING_SESSIONS),
+            "python3.11": (*oldest, OLDEST_SESSIONS),
         }
         # Each server's credential: the baseline and the open project ignore theirs; the
         # telemetry variants have databases of their own, with keys of their own.
@@ -447,6 +490,7 @@ def main() -> None:
             "oidc": token,
             "fastapi": issue_key(bin_dir, project, fastapi_env),
             "exporting": issue_key(bin_dir, project, exporting_env),
+            "python3.11": issue_key(oldest_bin_dir, oldest_project, oldest_env),
         }
         for name, (port, _, _) in servers.items():  # warm-up, not recorded
             for script in ENDPOINTS.values():
@@ -473,6 +517,7 @@ def main() -> None:
                     "strict",
                     seeded(postgres, "bench_strict_two", project, bin_dir),
                     work,
+                    raw_bin_dir,
                     workers=2,
                 ),
                 STRICT_2_SESSIONS,
@@ -494,6 +539,11 @@ def main() -> None:
         for method in ENDPOINTS:
             figures[f"instructions per in-process {method} request"] = instructions_per_api_request(
                 project, bin_dir, env, headers, method
+            )
+            figures[f"instructions per in-process {method} request, Python 3.11"] = (
+                instructions_per_api_request(
+                    oldest_project, oldest_bin_dir, oldest_env, credentials["python3.11"], method
+                )
             )
         for mode in ("off", "defaults"):
             figures[f"instructions per /health/live request, telemetry {mode}"] = (
@@ -520,6 +570,7 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
     print()
     rps = {(r["server"], r["endpoint"], r["round"]): r["rps"] for r in results}
     cpu = {(r["server"], r["endpoint"], r["round"]): r["cpu_us_per_request"] for r in results}
+    p99 = {(r["server"], r["endpoint"], r["round"]): r["p99_ms"] for r in results}
     rounds = range(1, ROUNDS + 1)
     # Against the limit: requests/s and CPU per request, each as a ratio to the strict
     # baseline in the same round (CPU as strict/server, so both read "fraction of the limit").
@@ -561,6 +612,22 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
             f"{defaults:.0f} µs ({(defaults / off - 1) * 100:+.1f}%), traces and metrics "
             f"exporting {exporting:.0f} µs ({(exporting / off - 1) * 100:+.1f}%)"
         )
+    # What the interpreter changes: the same service on 3.11 against the default 3.13.
+    for endpoint in ENDPOINTS:
+        newest, oldest = (
+            (
+                statistics.median(cpu[name, endpoint, round_] for round_ in rounds),
+                statistics.median(p99[name, endpoint, round_] for round_ in rounds),
+                statistics.median(rps[name, endpoint, round_] for round_ in rounds),
+            )
+            for name in ("service", "python3.11")
+        )
+        print(
+            f"{endpoint}: the service on Python 3.13 (default) vs 3.11: server CPU per request "
+            f"{newest[0]:.0f} vs {oldest[0]:.0f} µs ({(newest[0] / oldest[0] - 1) * 100:+.1f}%), "
+            f"p99 {newest[1]:.1f} vs {oldest[1]:.1f} ms, requests/s {newest[2]:.0f} vs "
+            f"{oldest[2]:.0f} ({(newest[2] / oldest[2] - 1) * 100:+.1f}%)"
+        )
     off, defaults = (
         figures.pop(f"instructions per /health/live request, telemetry {mode}")
         for mode in ("off", "defaults")
@@ -571,7 +638,11 @@ def report(results: list[dict[str, Any]], figures: dict[str, float]) -> None:
     )
     for method in ENDPOINTS:
         count = figures.pop(f"instructions per in-process {method} request")
-        print(f"instructions per in-process {method} /api/v1/users (callgrind): {count:,.0f}")
+        on_3_11 = figures.pop(f"instructions per in-process {method} request, Python 3.11")
+        print(
+            f"instructions per in-process {method} /api/v1/users (callgrind): {count:,.0f} on "
+            f"Python 3.13, {on_3_11:,.0f} on 3.11 ({(count / on_3_11 - 1) * 100:+.1f}%)"
+        )
     for name, seconds in figures.items():
         print(f"{name}: {seconds:.1f}")
 

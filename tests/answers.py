@@ -7,9 +7,11 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     "defaults": {"project_name": "Demo Service"},
     # Bearer tokens from an OIDC issuer, on the example API.
     "identity": {"project_name": "Token Service", "auth": "oidc", "include_jobs": True},
-    # Spaces, capitals and non-ASCII letters; no example API (API keys all the same); an author.
+    # Spaces, capitals and non-ASCII letters; no example API (API keys all the same); an author;
+    # the oldest Python offered, which projects from before 3.13 became the default keep.
     "unusual": {
         "project_name": "Café Überwachung Größe",
+        "python_version": "3.11",
         "include_example_api": False,
         "author_name": "Zoë Ångström",
         "author_email": "zoe@example.com",
@@ -24,7 +26,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "project_slug": "zurich-warehouse-inventory-shipping-ledg",
         "package_name": "zz_warehouse_inventory_shipping_ledger_r",
         "include_example_api": True,
-        "python_version": "3.13",
+        "python_version": "3.12",
         "auth": "oidc",
     },
     # The newest Python it offers, with the example API: rendered, linted and type-checked only,

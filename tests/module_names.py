@@ -37,6 +37,12 @@ def offered_pythons() -> list[str]:
     return versions
 
 
+def default_python() -> str:
+    """The Python version a new project gets when its owner does not choose one."""
+    settings = yaml.safe_load((ROOT / "copier.yml").read_text())
+    return str(settings["python_version"]["default"])
+
+
 def _collidable(names: Iterable[str]) -> set[str]:
     folded = {name.split(".")[0].lower() for name in names}
     return {name for name in folded if PACKAGE_NAME.match(name)}

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.module_names import offered_pythons
+from tests.module_names import default_python, offered_pythons
 
 
 def _runs(interpreter: Path, version: str) -> bool:
@@ -44,7 +44,7 @@ def interpreters() -> dict[str, Path]:
 
 def allowed_by(answers: Mapping[str, object]) -> dict[str, Path]:
     """The interpreters a project rendered with these answers supports, oldest first."""
-    lowest = str(answers.get("python_version", offered_pythons()[0]))
+    lowest = str(answers.get("python_version", default_python()))
     versions = offered_pythons()
     return {
         v: path for v, path in interpreters().items() if versions.index(v) >= versions.index(lowest)

@@ -43,7 +43,6 @@ class Account(LegacyBase):
 
 LEGACY_KEYS_ACCEPTED = """
 squawk_accepted = {
-    "prefer-bigint-over-int": "the old system's accounts keep their int keys",
     "prefer-identity": "the old system's accounts keep their SERIAL keys",
 }
 """

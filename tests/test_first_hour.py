@@ -30,7 +30,13 @@ pytestmark = pytest.mark.generated
 
 README_PORT = "8000"
 # Each `auth` on another Python, so every mode and every Python this machine has runs once.
-NEWCOMERS = {"defaults": "3.11", "identity": "3.12", "after_tests": "3.13"}
+NEWCOMERS = {"defaults": "3.13", "identity": "3.13", "after_tests": "3.12"}
+# Beside the README's two resources (`shops`, `products` referring to it): every type and modifier.
+EVERY_FIELD = (
+    "events title:str:80:unique:index note:text:optional count:int:index total:bigint:optional "
+    "amount:decimal:unique active:bool starts_on:date:optional:index happened_at:datetime "
+    "token:uuid:unique shop:ref:shops:optional"
+)
 NEW_COLUMN = "    nickname: Mapped[str | None] = mapped_column(String(50))\n"
 
 
@@ -192,6 +198,21 @@ def test_first_hour_runs_the_readme_commands_as_written(
     assert "no revision written" in unchanged
     assert not postmasters(project), "a command left its PostgreSQL running"
 
+    # "I want products": the README's two resources, then one of every field type.
+    before = len(list(versions.iterdir()))
+    started_resources = time.perf_counter()
+    shell(commands["new"])
+    (products,) = re.findall(rf"`(uv run {package} new resource products [^`]+)`", readme)
+    shell(products)
+    shell(f"uv run {package} new resource {EVERY_FIELD}")
+    resource_seconds = time.perf_counter() - started_resources
+    assert len(list(versions.iterdir())) == before + 3
+    shell(commands["ruff"])
+    contract = (project / "openapi.json").read_text()
+    shell(commands["openapi"])
+    assert (project / "openapi.json").read_text() == contract, "new resource left openapi.json old"
+    assert not postmasters(project), "the generator left its PostgreSQL running"
+
     suite = shell(commands["pytest"])
     summary = suite.stdout.strip().splitlines()[-1].strip("= ")
     passed = re.match(r"(\d+) passed", summary)
@@ -200,7 +221,15 @@ def test_first_hour_runs_the_readme_commands_as_written(
     assert "skipped" not in summary, summary
     assert int(passed.group(1)) >= 30
     report(f"first hour of {name} on {version}", to_first_201, "s", "from copy to a served 201")
+    report(f"three resources for {name}", resource_seconds, "s", "`new resource` x3, then lint")
     suite_seconds = shell.seconds[commands["pytest"]]
+    # AGENTS.md shows no command this newcomer's hour did not run.
+    agents = (project / "AGENTS.md").read_text()
+    shown = set(re.findall(r"`(uv run [^`]+)`", agents)) | set(
+        re.findall(r"^(uv run .+)$", agents, re.M)
+    )
+    assert shown, "AGENTS.md shows no command"
+    assert shown <= set(shell.seconds), shown - set(shell.seconds)
     report(f"generated suite of {name} on {version}", suite_seconds, "s wall", summary)
 
 

@@ -9,7 +9,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,10 +32,17 @@ from tests.service import (
     running,
     stop,
 )
-from tests.tools import UV, clean_environment, package_of, run, uv_sync
+from tests.tools import UV, clean_environment, package_of, python_option, run, uv_sync
 
 pytestmark = pytest.mark.generated
 
+GENERATED_RESOURCES = (
+    "shops name:str:unique",
+    "products title:str price:decimal in_stock:bool shop:ref:shops",
+    "events title:str:80:unique note:text:optional count:int:index total:bigint:optional "
+    "amount:decimal:unique active:bool starts_on:date:optional:index happened_at:datetime "
+    "token:uuid:unique shop:ref:shops:optional",
+)
 PASSWORD = "hunter2-secret"  # noqa: S105 - a throwaway role on a throwaway server
 WRONG = "hunter3-wrong"
 
@@ -45,13 +51,13 @@ def run_suite(project: Path, *options: str, python: Path | None = None, **enviro
     """Run the generated project's own test suite as its README says; return its summary."""
     venv = uv_sync(project, python).parent
     started = time.perf_counter()
-    command = (UV, "run", "--python", python or sys.executable, "pytest", "-q", *options)
+    command = (UV, "run", *python_option(python), "pytest", "-q", *options)
     env = clean_environment(UV_PROJECT_ENVIRONMENT=str(venv), **environment)
     result = run(*command, cwd=project, env=env)
     elapsed = time.perf_counter() - started
     summary = result.stdout.strip().splitlines()[-1]
     report(
-        f"generated suite of {project.parent.name} on {python or 'this Python'}",
+        f"generated suite of {project.parent.name} on {python or 'its .python-version'}",
         elapsed,
         "s wall",
         " ".join((summary, *options)),
@@ -63,10 +69,19 @@ def run_suite(project: Path, *options: str, python: Path | None = None, **enviro
 
 
 def test_generated_suite_passes_in_parallel_workers_on_a_given_url(
-    rendered: Callable[[str], Path], postgres: Any
+    fresh_project: Callable[[str], Path], postgres: Any
 ) -> None:
-    newest = list(allowed_by(ANSWER_SETS["unusual"]).values())[-1]
-    run_suite(rendered("unusual"), "-n", "2", python=newest, TEST_DATABASE_URL=postgres.url)
+    # Without the example API, with jobs, on the oldest Python: resources from the generator
+    # (the first hour makes them in projects with the example) join the suite.
+    project = fresh_project("unusual")
+    oldest = next(iter(allowed_by(ANSWER_SETS["unusual"]).values()))
+    command = uv_sync(project, oldest) / package_of(project)
+    venv = clean_environment(UV_PROJECT_ENVIRONMENT=str(command.parent.parent))
+    for resource in GENERATED_RESOURCES:
+        run(command, "new", "resource", *resource.split(), cwd=project, env=venv)
+    for check in (("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy",)):
+        run(command.parent / check[0], *check[1:], cwd=project, env=venv)
+    run_suite(project, "-n", "2", python=oldest, TEST_DATABASE_URL=postgres.url)
 
     databases = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'test_%'")
     assert databases == "", "the workers left databases behind"

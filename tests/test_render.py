@@ -12,6 +12,7 @@ from tests.tools import package_of, run, template_debris
 pytestmark = pytest.mark.render
 
 README_MAX_LINES = 120  # one page a newcomer reads in five minutes; reference lives in docs/
+AGENTS_MAX_LINES = 60  # conventions and gates only: the README holds the commands and layout
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 EXAMPLE_FILES = (
@@ -19,7 +20,6 @@ EXAMPLE_FILES = (
     "api/v1/posts.py",
     "api/schemas/users.py",
     "api/schemas/posts.py",
-    "api/schemas/partial.py",
     "db/models/user.py",
     "db/models/post.py",
 )
@@ -41,7 +41,11 @@ def test_render_has_the_layered_layout(project: Path) -> None:
         assert (project / relative).is_file(), relative
     for relative in ("main.py", "cli.py", "api/deps.py", "api/health.py", "api/bounds.py"):
         assert (package / relative).is_file(), relative
-    for relative in ("api/errors/handlers.py", "api/middleware/access_log.py"):
+    for relative in (
+        "api/errors/handlers.py",
+        "api/middleware/access_log.py",
+        "api/schemas/partial.py",
+    ):
         assert (package / relative).is_file(), relative
     for relative in ("core/settings.py", "db/base.py", "db/database.py", "migrations/env.py"):
         assert (package / relative).is_file(), relative
@@ -130,3 +134,14 @@ def test_render_type_checks(project: Path, typing_tools: Path, mypy_cache: Path)
     mypy = (typing_tools / "mypy", "--python-executable", typing_tools / "python")
     config = ("--config-file", project / "pyproject.toml", "--cache-dir", mypy_cache)
     run(*mypy, *config, project / "src", project / "tests", cwd=project.parent)
+
+
+def test_render_agents_page_is_short_and_matches_the_answers(project: Path) -> None:
+    agents = (project / "AGENTS.md").read_text()
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+    assert len(agents.splitlines()) <= AGENTS_MAX_LINES
+    assert ("can_read" in agents) == (answers["auth"] != "none")
+    assert f"uv run {answers['package_name']} new resource" in agents
+    for link in MARKDOWN_LINK.findall(agents):
+        assert (project / link).is_file(), link

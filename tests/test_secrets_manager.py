@@ -70,7 +70,7 @@ def aws_command(rendered: Callable[[str], Path]) -> Path:
     """The defaults project's command, installed with the `aws` extra in a virtualenv beside it."""
     project = rendered("defaults")
     venv = project.parent / "venv-aws"
-    command = (UV, "sync", "--quiet", "--compile-bytecode", "--python", sys.executable)
+    command = (UV, "sync", "--quiet", "--compile-bytecode")
     env = clean_environment(UV_PROJECT_ENVIRONMENT=str(venv))
     run(*command, "--extra", "aws", cwd=project, env=env)
     return venv / "bin" / package_of(project)
@@ -81,7 +81,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     header, line = result.stderr.splitlines()
-    assert header == "Invalid settings:"
+    assert header.endswith(": invalid settings:"), header
     return line
 
 

@@ -3,7 +3,6 @@
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -61,18 +60,24 @@ def run(
 def uv_sync(project: Path, python: Path | None = None, *, all_extras: bool = False) -> Path:
     """Install a generated project (runtime and dev groups) into a virtualenv; return its bin.
 
-    With this interpreter it is the project's own .venv; with another one, or with every
-    optional extra, a virtualenv beside the project named after it. Bytecode is compiled at
+    Without an interpreter uv picks one from the project's `.python-version`, as an owner's
+    `uv sync` does, into its own .venv; with another one, or with every optional extra, a
+    virtualenv beside the project named after it. Bytecode is compiled at
     install, as a user's first run would leave it; this machine sets PYTHONDONTWRITEBYTECODE,
     which would otherwise recompile every import of every run.
     """
     venv = project / ".venv" if python is None else project.parent / f"venv-{python.name}"
-    command = [UV, "sync", "--quiet", "--compile-bytecode", "--python", python or sys.executable]
+    command = [UV, "sync", "--quiet", "--compile-bytecode", *python_option(python)]
     if all_extras:  # beside the project, never in it (its linters would read it)
         venv = project.parent / f"venv-{python.name if python else 'default'}-all-extras"
         command.append("--all-extras")
     run(*command, cwd=project, env=clean_environment(UV_PROJECT_ENVIRONMENT=str(venv)))
     return venv / "bin"
+
+
+def python_option(python: Path | None) -> list[str]:
+    """The option giving uv this interpreter; none leaves the choice to `.python-version`."""
+    return [] if python is None else ["--python", str(python)]
 
 
 def package_of(project: Path) -> str:
