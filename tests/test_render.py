@@ -1,12 +1,14 @@
 """Every answer set renders a tidy, lint-clean, type-clean project with only the files it needs."""
 
 import re
+import runpy
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import render
 from tests.tools import package_of, run, template_debris
 
 pytestmark = pytest.mark.render
@@ -145,3 +147,65 @@ def test_render_agents_page_is_short_and_matches_the_answers(project: Path) -> N
     assert f"uv run {answers['package_name']} new resource" in agents
     for link in MARKDOWN_LINK.findall(agents):
         assert (project / link).is_file(), link
+
+
+@pytest.mark.parametrize("jobs", [False, True], ids=["no-jobs", "jobs"])
+@pytest.mark.parametrize("auth", ["none", "api_key", "oidc"])
+def test_example_manifest_takes_a_render_to_the_render_without_the_example(
+    template: Path, tmp_path: Path, auth: str, jobs: bool
+) -> None:
+    """`remove resource posts users` knows every file and line of the example, for any answers.
+
+    Its manifest's files and lines, with the two resources' own modules, are all that sets a
+    render with the example apart from one without it (beside what the generator recomputes:
+    the registries, openapi.json, and the revisions, which stay).
+    """
+    answers = {"project_name": "Example Manifest", "auth": auth, "include_jobs": jobs}
+    with_example = render(template, tmp_path / "with", answers)
+    without = render(template, tmp_path / "without", {**answers, "include_example_api": False})
+    package = f"src/{package_of(with_example)}"
+    manifest = runpy.run_path(str(with_example / package / "devtools" / "example_api.py"))
+    with_files, without_files = files_of(with_example), files_of(without)
+    resources = {
+        f"{package}/{room}/{name}.py"
+        for singular, plural in (("post", "posts"), ("user", "users"))
+        for room, name in (
+            ("db/models", singular),
+            ("db/queries", plural),
+            ("api/schemas", plural),
+            ("api/v1", plural),
+        )
+    } | {f"tests/api/v1/test_{plural}.py" for plural in ("posts", "users")}
+
+    assert with_files - without_files == {
+        *manifest["FILES"],
+        *resources,
+        "tests/api/v1/__init__.py",
+    }
+    assert not without_files - with_files
+    recomputed = {
+        "openapi.json",
+        f"{package}/db/models/__init__.py",
+        f"{package}/api/v1/__init__.py",
+    }
+    differing = {
+        name
+        for name in with_files & without_files
+        if (with_example / name).read_text() != (without / name).read_text()
+    }
+    assert differing - recomputed == set(manifest["EDITS"])
+    for name, replacements in manifest["EDITS"].items():
+        text = (with_example / name).read_text()
+        for rendered, removed in replacements:
+            assert text.count(rendered) == 1, (name, rendered)
+            text = text.replace(rendered, removed)
+        assert text == (without / name).read_text(), name
+
+
+def files_of(project: Path) -> set[str]:
+    """The project's files outside its migrations' versions, relative to it."""
+    return {
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and "versions" not in path.relative_to(project).parts
+    }

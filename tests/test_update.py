@@ -219,25 +219,64 @@ def test_update_without_owner_edits_gives_the_fresh_render(releases: Path, tmp_p
     assert tree(project) == tree(fresh)
 
 
+@pytest.fixture(scope="module")
+def release_commit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A template repository whose older tag is the 1.0.0 release commit, newest the tree."""
+    return release_commit_releases(tmp_path_factory.mktemp("release") / "keel")
+
+
+# Every feature of 1.0.0; the Python named, since a default may move between releases.
+RELEASE_ANSWERS = {**ANSWERS, "auth": "api_key", "include_jobs": True, "python_version": "3.13"}
+
+
 def test_update_from_the_release_commit_gives_the_fresh_render(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    release_commit: Path, tmp_path: Path
 ) -> None:
-    releases = release_commit_releases(tmp_path_factory.mktemp("release") / "keel")
-    # Every feature of 1.0.0; the Python named, since a default may move between releases.
-    answers = {**ANSWERS, "auth": "api_key", "include_jobs": True, "python_version": "3.13"}
-    project = owned_project(releases, tmp_path / "updated", answers=answers)
+    project = owned_project(release_commit, tmp_path / "updated", answers=RELEASE_ANSWERS)
 
     result = update(project, "--vcs-ref", NEWEST)
 
     assert result.returncode == 0, result.stderr
-    fresh = render(releases, tmp_path / "fresh", answers, vcs_ref=NEWEST)
+    fresh = render(release_commit, tmp_path / "fresh", RELEASE_ANSWERS, vcs_ref=NEWEST)
     assert tree(project) == tree(fresh)
 
 
-def own_checks(project: Path, postgres: Any, feature_tests: str) -> str:
-    """Run a switched project's tests of the feature, its migration gate and API contract."""
+def test_update_from_the_release_commit_keeps_the_resources_it_generated(
+    release_commit: Path, postgres: Any, tmp_path: Path
+) -> None:
+    project = owned_project(release_commit, tmp_path / "updated", answers=RELEASE_ANSWERS)
+    command = uv_sync(project) / "demo_service"
+    for resource in ("shops name:str:unique", "products title:str shop:ref:shops"):
+        run(command, "new", "resource", *resource.split(), cwd=project)
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Shops and products, by the 1.0.0 generator")
+    tracked = git(project, "ls-files").split()
+    generated = {
+        name: (project / name).read_bytes()
+        for name in tracked
+        if re.search(r"shops|products|shop\.py|product\.py", name)
+    }
+    registries = {name: (project / name).read_bytes() for name in REGISTRIES}
+
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert len(generated) == 12  # 5 modules and a revision each
+    assert {name: (project / name).read_bytes() for name in generated} == generated
+    assert {name: (project / name).read_bytes() for name in REGISTRIES} == registries
+    changed = git(project, "ls-files", "--modified", "--others", "--exclude-standard").split()
+    assert not [name for name in changed if MARKERS.search((project / name).read_text())]
+    checks = ("tests/api/v1/test_shops.py", "tests/api/v1/test_products.py")
+    assert " passed" in own_checks(project, postgres, *checks)
+
+
+REGISTRIES = (f"{PACKAGE}/db/models/__init__.py", f"{PACKAGE}/api/v1/__init__.py")
+
+
+def own_checks(project: Path, postgres: Any, *feature_tests: str) -> str:
+    """Run a project's tests of a feature, its migration gate and API contract."""
     uv_sync(project)
-    checks = (feature_tests, "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
+    checks = (*feature_tests, "tests/db/test_migrations.py", "tests/api/test_openapi_contract.py")
     uv_run = (sys.executable, "-m", "uv", "run")
     env = clean_environment(TEST_DATABASE_URL=postgres.url)
     return run(*uv_run, "pytest", "-q", "--no-cov", *checks, cwd=project, env=env).stdout
