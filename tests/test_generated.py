@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from tests.answers import ANSWER_SETS
 from tests.figures import report
 from tests.local_postgres import load, require_password
 from tests.pythons import allowed_by
+from tests.resource_fields import resource_batches
 from tests.service import (
     call,
     free_port,
@@ -36,15 +39,23 @@ from tests.tools import UV, clean_environment, package_of, python_option, run, u
 
 pytestmark = pytest.mark.generated
 
-GENERATED_RESOURCES = (
-    "shops name:str:unique",
-    "products title:str price:decimal in_stock:bool shop:ref:shops",
-    "events title:str:80:unique note:text:optional count:int:index total:bigint:optional "
-    "amount:decimal:unique active:bool starts_on:date:optional:index happened_at:datetime "
-    "token:uuid:unique shop:ref:shops:optional",
-)
 PASSWORD = "hunter2-secret"  # noqa: S105 - a throwaway role on a throwaway server
 WRONG = "hunter3-wrong"
+
+
+def taken_names(project: Path) -> set[str]:
+    """The tables and the modules of the project's rooms, which a new resource may not take."""
+    package = project / "src" / package_of(project)
+    rooms = [package / room for room in ("db/models", "db/queries", "api/schemas", "api/v1")]
+    modules = {path.stem for room in rooms for path in room.glob("*.py")}
+    tests = {path.stem.removeprefix("test_") for path in project.glob("tests/api/v1/*.py")}
+    tables = set(
+        re.findall(
+            r'__tablename__ = "(\w+)"',
+            "".join(path.read_text() for path in (package / "db" / "models").glob("*.py")),
+        )
+    )
+    return modules | tests | tables
 
 
 def run_suite(project: Path, *options: str, python: Path | None = None, **environment: str) -> str:
@@ -68,17 +79,25 @@ def run_suite(project: Path, *options: str, python: Path | None = None, **enviro
     return summary
 
 
+@settings(
+    max_examples=1,  # one drawn batch a run: each costs an install, lint and a suite
+    deadline=None,
+    phases=[Phase.generate],  # no shrinking: the failing batch is printed as it was
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
 def test_generated_suite_passes_in_parallel_workers_on_a_given_url(
-    fresh_project: Callable[[str], Path], postgres: Any
+    fresh_project: Callable[[str], Path], postgres: Any, data: st.DataObject
 ) -> None:
-    # Without the example API, with jobs, on the oldest Python: resources from the generator
-    # (the first hour makes them in projects with the example) join the suite.
+    # Without the example API, with jobs, on the oldest Python: resources drawn by hypothesis
+    # (the first hour makes the README's and every field type in projects with the example)
+    # join the suite.
     project = fresh_project("unusual")
     oldest = next(iter(allowed_by(ANSWER_SETS["unusual"]).values()))
     command = uv_sync(project, oldest) / package_of(project)
     venv = clean_environment(UV_PROJECT_ENVIRONMENT=str(command.parent.parent))
-    for resource in GENERATED_RESOURCES:
-        run(command, "new", "resource", *resource.split(), cwd=project, env=venv)
+    for resource in data.draw(resource_batches(taken_names(project)), label="resources"):
+        run(command, "new", "resource", *resource, cwd=project, env=venv)
     for check in (("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy",)):
         run(command.parent / check[0], *check[1:], cwd=project, env=venv)
     run_suite(project, "-n", "2", python=oldest, TEST_DATABASE_URL=postgres.url)

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from tests.answers import ANSWER_SETS
 from tests.conftest import git, render
+from tests.resource_fields import refused_lines
 from tests.tools import UV, clean_environment, package_of, run, uv_sync
 
 pytestmark = pytest.mark.generated
@@ -83,8 +86,15 @@ def assert_refused(project: Path, arguments: list[str], message: str, verb: str 
     assert untouched(project) == "", (arguments, untouched(project))
 
 
+@settings(
+    max_examples=1,  # one project a run, each line refused in it in turn
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(drawn=st.lists(refused_lines(), min_size=6, max_size=6))
 def test_new_resource_refuses_in_one_line_and_writes_nothing(
-    fresh_project: Callable[[str], Path],
+    fresh_project: Callable[[str], Path], drawn: list[list[str]]
 ) -> None:
     project = fresh_project("defaults")
     uv_sync(project)
@@ -92,6 +102,8 @@ def test_new_resource_refuses_in_one_line_and_writes_nothing(
 
     for arguments, message in REFUSED:
         assert_refused(project, arguments, message)
+    for arguments in drawn:  # any one-line refusal, the tree left as it was
+        assert_refused(project, arguments, "")
 
     # A model the owner changed without a revision: the generator's migration would carry the
     # owner's change too, so it refuses, and only the owner's edit remains.

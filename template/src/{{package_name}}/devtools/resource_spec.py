@@ -33,7 +33,8 @@ MODIFIERS = {
 }
 DEFAULT_LENGTH = 200
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-MAX_NAME_LENGTH = 30  # constraint names join two of them; test names must fit a line
+MAX_NAME_LENGTH = 30  # test names join two of them, and must fit a line
+MAX_CONSTRAINT_LENGTH = 63  # PostgreSQL's longest identifier
 # PostgreSQL's reserved key words (those that cannot name a table or column unquoted).
 SQL_RESERVED = frozenset(
     """all analyse analyze and any array as asc asymmetric authorization binary both case cast
@@ -46,6 +47,8 @@ SQL_RESERVED = frozenset(
     symmetric system_user table tablesample then to trailing true union unique user using
     variadic verbose when where window with""".split()  # noqa: SIM905 - a list as the manual gives it
 )
+# Names that read as digits (pycodestyle's E741), which the project's ruff refuses.
+AMBIGUOUS = frozenset({"l"})
 # Names the generated code gives things of its own: a field may not take them.
 TAKEN = frozenset(
     {"id", "created_at", "updated_at", "metadata", "registry", "date", "datetime", "decimal"}
@@ -118,6 +121,8 @@ def check_name(name: str, what: str) -> None:
         raise SpecError(f"{what} {name!r} is a Python keyword")
     if name in SQL_RESERVED:
         raise SpecError(f"{what} {name!r} is a reserved word of SQL")
+    if name in AMBIGUOUS:
+        raise SpecError(f"{what} {name!r} reads as a digit: choose another name")
     if hasattr(builtins, name):
         raise SpecError(f"{what} {name!r} is a Python builtin")
 
@@ -171,8 +176,15 @@ def parse_field(text: str) -> FieldSpec:
 def parse_resource(plural: str, fields: list[str]) -> ResourceSpec:
     """Read the resource's name and fields, refusing anything the generator cannot write."""
     check_name(plural, "resource")
-    if plural in TAKEN:
+    singular = singular_of(plural)
+    if plural in TAKEN or singular in TAKEN:
         raise SpecError(f"resource {plural!r} is a name the generated code uses: choose another")
+    python_name = NAME.match(singular) and singular not in AMBIGUOUS
+    if not python_name or keyword.iskeyword(singular) or hasattr(builtins, singular):
+        raise SpecError(  # the model's module and the routes' variables take the singular
+            f"resource {plural!r}: its singular {singular!r} cannot name a Python module and "
+            "variable; choose another name"
+        )
     if not fields:
         raise SpecError("give the resource at least one field, e.g. name:str")
     specs = tuple(parse_field(text) for text in fields)
@@ -184,6 +196,17 @@ def parse_resource(plural: str, fields: list[str]) -> ResourceSpec:
         if columns.count(column) > 1:
             raise SpecError(f"field {column!r} is given twice")
     resource = ResourceSpec(plural, specs)
+    for spec in specs:
+        named = [f"uq_{plural}_{spec.column}"] if spec.unique else []
+        named += [f"ix_{plural}_{spec.column}"] if spec.index and not spec.unique else []
+        named += [f"fk_{plural}_{spec.column}_{spec.target}"] if spec.type == "ref" else []
+        for name in named:
+            if len(name) > MAX_CONSTRAINT_LENGTH:  # the name a 409 reports: never truncated
+                raise SpecError(
+                    f"field {spec.name!r}: its constraint {name!r} is longer than PostgreSQL's "
+                    f"{MAX_CONSTRAINT_LENGTH} characters; shorten the field's or the resource's "
+                    "name"
+                )
     for name in (resource.singular, f"{resource.singular}_id"):
         if name in columns:
             raise SpecError(f"field {name!r} has the name of the resource itself: choose another")
