@@ -12,6 +12,9 @@ nox.options.error_on_external_run = True
 PYTHON = "3.11"
 # Never fetch a Python build: use the interpreters this machine has.
 ENV = {"UV_PYTHON_DOWNLOADS": "never"}
+# Two pytest-xdist workers, as many as CI's cores: renders, installs and generated suites run
+# side by side. The tests of load and faults pass with the other worker busy beside them.
+WORKERS = ("-n", "2")
 
 
 def install(session: nox.Session, *groups: str) -> None:
@@ -36,21 +39,21 @@ def render(session: nox.Session) -> None:
     selection = (
         "not generated and not update and not pgbouncer and not observability and not rolling"
     )
-    session.run("pytest", "-m", selection, *session.posargs, env=ENV)
+    session.run("pytest", "-m", selection, *WORKERS, *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)
 def generated(session: nox.Session) -> None:
     """Install generated projects, run their own suites and serve them on a real PostgreSQL."""
     install(session, "test")
-    session.run("pytest", "-m", "generated", *session.posargs, env=ENV)
+    session.run("pytest", "-m", "generated", *WORKERS, *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)
 def update(session: nox.Session) -> None:
     """Update projects rendered from older releases; owner edits must survive."""
     install(session, "test")
-    session.run("pytest", "-m", "update", *session.posargs, env=ENV)
+    session.run("pytest", "-m", "update", *WORKERS, *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

@@ -17,7 +17,7 @@ import pytest
 from copier import run_copy
 
 from tests.answers import ANSWER_SETS, EVERY_DEPENDENCY
-from tests.figures import FIGURES
+from tests.figures import FIGURES, MEASURED
 from tests.local_postgres import load
 from tests.tools import uv_sync
 
@@ -134,6 +134,20 @@ def typing_tools(rendered: Callable[[str], Path]) -> Path:
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One mypy cache for every render: the dependencies are checked once per Python."""
     return tmp_path_factory.mktemp("mypy-cache")
+
+
+@pytest.fixture(autouse=True)
+def figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hand the test's figures to its report, which reaches the process that prints them."""
+    yield
+    request.node.user_properties.extend(("figure", figure) for figure in MEASURED)
+    MEASURED.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the figures a test's last report carries."""
+    if report.when == "teardown":
+        FIGURES.extend(str(value) for name, value in report.user_properties if name == "figure")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
