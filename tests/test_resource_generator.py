@@ -141,17 +141,26 @@ def test_remove_resource_undoes_new_resource_and_takes_out_the_example(
     assert_refused(
         project, ["posts"], f"go together: `{package} remove resource posts users`", verb="remove"
     )
+    # For a rolling deploy: the code first, the models and tables kept; no revision yet.
+    versions = project / "src" / package / "migrations" / "versions"
+    revisions = set(versions.iterdir())
+    assert generate(project, "products", "shops", "--keep-tables", verb="remove").returncode == 0
+    assert set(versions.iterdir()) == revisions
+    models = project / "src" / package / "db" / "models"
+    assert (models / "shop.py").exists()
+    assert (models / "product.py").exists()
+    assert not (project / "tests" / "api" / "v1" / "test_shops.py").exists()
     env = clean_environment(PATH=f"{Path(UV).parent}{os.pathsep}{os.environ['PATH']}")
     for removal in removals:  # as the README writes them, through a shell
         run("bash", "-e", "-c", removal, cwd=project, env=env)
 
     without = render(template, tmp_path / "without", {**answers, "include_example_api": False})
     assert files(project) == files(without)
-    versions = f"src/{package}/migrations/versions"
+    rendered = without / "src" / package / "migrations" / "versions"
     added = {
         path.name.split("_", 4)[-1]
-        for path in (project / versions).glob("*.py")
-        if not (without / versions / path.name).exists()
+        for path in versions.glob("*.py")
+        if not (rendered / path.name).exists()
     }
     assert added == {
         "create_users_and_posts.py",  # history stays: databases have run it
