@@ -36,9 +36,8 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render every answer set and check the files: layout, lint, types, refused answers."""
     install(session, "test")
-    selection = (
-        "not generated and not update and not pgbouncer and not observability and not rolling"
-    )
+    named = ("generated", "update", "pgbouncer", "observability", "rolling", "container")
+    selection = " and ".join(f"not {marker}" for marker in named)
     session.run("pytest", "-m", selection, *WORKERS, *session.posargs, env=ENV)
 
 
@@ -75,6 +74,13 @@ def rolling(session: nox.Session) -> None:
     """Replace served instances behind HAProxy, through PgBouncer, under load; none may fail."""
     install(session, "test")
     session.run("pytest", "-m", "rolling", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def container(session: nox.Session) -> None:
+    """Build and run the generated images and compose stack with Debian's podman."""
+    install(session, "container")
+    session.run("pytest", "-m", "container", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

@@ -1,14 +1,15 @@
 """The delivery files of every rendered project: linted, validated and consistent with the app.
 
-Docker has no engine here, so the image and the compose stack are not run: the Dockerfile is
-linted by hadolint, the compose file and the workflow are validated against their published
-schemas, the workflow is audited by zizmor, and all are checked against the settings module.
+Here the Dockerfile is linted by hadolint, the compose file and the workflow are validated
+against their published schemas, the workflow is audited by zizmor, and all are checked against
+the settings module. The image and the compose stack are built and run by tests/test_container.py.
 """
 
 import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import urllib.request
@@ -337,3 +338,30 @@ def test_workflow_serves_an_issuer_and_hands_its_token_to_the_checks_when_oidc(
     finally:
         with contextlib.suppress(ProcessLookupError):  # the issuer the step left serving
             os.killpg(step.pid, signal.SIGTERM)
+
+
+def test_workflow_audits_the_locked_runtime_dependencies(rendered: Callable[[str], Path]) -> None:
+    project = rendered("defaults")
+    workflow: dict[Any, Any] = yaml.safe_load(
+        (project / ".github" / "workflows" / "ci.yml").read_text()
+    )
+    export, audit = [step["run"] for step in workflow["jobs"]["audit"]["steps"][-2:]]
+    uv_sync(project)
+    run(*shlex.split(export.replace("uv ", f"{UV} ", 1)), cwd=project, env=clean_environment())
+    listed = (project / "runtime-requirements.txt").read_text()
+    # PyPI's advisory API (pip-audit's source) is not reachable here: everything but the
+    # look-up runs, with --dry-run.
+    assert audit.startswith("uvx pip-audit@")  # pinned, beside the project's environment
+    audited = run(
+        *shlex.split(audit.replace("uvx ", f"{UV} tool run ", 1)),
+        "--dry-run",
+        cwd=project,
+        env=clean_environment(),
+    )
+    (project / "runtime-requirements.txt").unlink()
+
+    assert workflow[True]["schedule"], "advisories appear without a push"  # YAML 1.1: on is True
+    assert "--hash=sha256:" in listed
+    assert not re.search(r"^(pytest|mypy|ruff|pip-audit)==", listed, re.M)  # runtime only
+    packages = len(re.findall(r"^\S+==", listed, re.M))
+    assert f"would have audited {packages} packages" in audited.stderr + audited.stdout
