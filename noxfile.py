@@ -36,7 +36,7 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render every answer set and check the files: layout, lint, types, refused answers."""
     install(session, "test")
-    named = ("generated", "update", "pgbouncer", "observability", "rolling", "container")
+    named = ("generated", "update", "pgbouncer", "observability", "rolling", "container", "oidc")
     selection = " and ".join(f"not {marker}" for marker in named)
     session.run("pytest", "-m", selection, *WORKERS, *session.posargs, env=ENV)
 
@@ -81,6 +81,13 @@ def container(session: nox.Session) -> None:
     """Build and run the generated images and compose stack with Debian's podman."""
     install(session, "container")
     session.run("pytest", "-m", "container", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def oidc(session: nox.Session) -> None:
+    """Serve an OIDC project against panva's oidc-provider, from npm (Node.js and npm)."""
+    install(session, "oidc")
+    session.run("pytest", "-m", "oidc", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

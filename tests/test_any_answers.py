@@ -58,6 +58,7 @@ def answer_sets(draw: st.DrawFn) -> dict[str, Any]:
         "author_email": st.emails(),
         "auth": st.sampled_from(["none", "api_key", "oidc"]),
         "include_jobs": st.booleans(),
+        "oidc_require_at_jwt": st.booleans(),  # asked only with auth=oidc
     }
     for question, values in optional.items():
         if draw(st.booleans()):
@@ -131,6 +132,24 @@ FEATURES: dict[str, list[object]] = {
     "auth": ["none", "api_key", "oidc"],
     "include_jobs": [False, True],
 }
+# Questions asked only for one answer of another, with the values they then take.
+FOLLOW_UPS: dict[str, tuple[str, object, list[object]]] = {
+    "oidc_require_at_jwt": ("auth", "oidc", [True, False]),
+}
+
+
+def every_combination() -> list[dict[str, object]]:
+    """Each feature's every value beside every other's, with each follow-up question's too."""
+    combinations = [
+        dict(zip(FEATURES, values, strict=True)) for values in itertools.product(*FEATURES.values())
+    ]
+    for question, (asked_by, answer, values) in FOLLOW_UPS.items():
+        combinations = [
+            {**chosen, question: value} if chosen[asked_by] == answer else chosen
+            for chosen in combinations
+            for value in (values if chosen[asked_by] == answer else [None])
+        ]
+    return combinations
 
 
 def test_every_combination_of_the_features_renders_lint_format_and_type_clean(
@@ -146,9 +165,7 @@ def test_every_combination_of_the_features_renders_lint_format_and_type_clean(
     """
     root = tmp_path_factory.mktemp("combinations")
     pythons = offered_pythons()
-    features = [
-        dict(zip(FEATURES, values, strict=True)) for values in itertools.product(*FEATURES.values())
-    ]
+    features = every_combination()
     type_checked = []
     for number, (chosen, python) in enumerate(itertools.product(features, pythons)):
         destination = root / f"project-{number}"

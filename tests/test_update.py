@@ -273,6 +273,33 @@ def test_update_from_the_release_commit_keeps_the_resources_it_generated(
 REGISTRIES = (f"{PACKAGE}/db/models/__init__.py", f"{PACKAGE}/api/v1/__init__.py")
 
 
+def test_update_into_oidc_require_at_jwt_keeps_accepting_tokens_typed_jwt(
+    release_commit: Path, tmp_path: Path
+) -> None:
+    answers = {**RELEASE_ANSWERS, "auth": "oidc"}
+    project = owned_project(release_commit, tmp_path / "service", answers=answers)
+    settings = project / PACKAGE / "core" / "settings.py"
+
+    # 1.0.0 accepted any `typ`: an update must not start refusing its issuer's tokens.
+    result = update(project, "--vcs-ref", NEWEST)
+
+    assert result.returncode == 0, result.stderr
+    assert "oidc_require_at_jwt: false\n" in (project / ".copier-answers.yml").read_text()
+    assert "oidc_require_at_jwt: bool = False\n" in settings.read_text()
+    fresh = render(release_commit, tmp_path / "fresh", answers, vcs_ref=NEWEST)
+    assert (
+        "oidc_require_at_jwt: bool = True\n" in (fresh / settings.relative_to(project)).read_text()
+    )
+
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "Updated")
+    switched = update(project, "--vcs-ref", NEWEST, "--data", "oidc_require_at_jwt=true")
+
+    assert switched.returncode == 0, switched.stderr
+    assert "oidc_require_at_jwt: bool = True\n" in settings.read_text()
+    assert not MARKERS.search(settings.read_text())
+
+
 def own_checks(project: Path, postgres: Any, *feature_tests: str) -> str:
     """Run a project's tests of a feature, its migration gate and API contract."""
     uv_sync(project)
