@@ -14,12 +14,13 @@ import shutil
 import ssl
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
 
-from tests.tools import UV
+from tests.tools import UV, run
 
 STAND_INS = Path(__file__).resolve().parent / "stand_ins"
 HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keel" / "containers"
@@ -80,25 +81,13 @@ class Engine:
         self,
         *command: str,
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
         check: bool = True,
         timeout: float = ENGINE_TIMEOUT_SECONDS,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command that drives this engine (podman, podman-compose) to completion."""
-        result = subprocess.run(
-            command,
-            cwd=cwd,
-            env=self.environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(command)} exited {result.returncode}\n"
-                f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-            )
-        return result
+        """Run a command that drives this engine (podman, podman-compose), `env` added."""
+        environment = {**self.environment, **(env or {})}
+        return run(*command, cwd=cwd or self.home, env=environment, timeout=timeout, check=check)
 
     def build(self, context: Path, tag: str) -> Built:
         """Build the Dockerfile of `context` as it is, with no image pulled."""

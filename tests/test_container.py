@@ -190,10 +190,9 @@ def test_a_stop_under_load_finishes_the_requests_in_flight(
 ) -> None:
     project, image = projects["defaults"], images("defaults").tag
     with production_settings(project, postgres, tmp_path, "stop_under_load") as (settings, _):
-        engine.podman("run", "--rm", *pod_options(settings), image, "migrate")
+        container = migrated_and_started(engine, image, settings)
         postgres.psql(SLOW_INSERTS, database="stop_under_load")
         headers = issued_key(engine, image, settings, project)
-        container = engine.podman("run", "--detach", *pod_options(settings), image).stdout.strip()
         try:
             base = f"http://127.0.0.1:{settings['PORT']}"
             wait_until_ready(f"{base}/health/ready", engine, container)
@@ -241,8 +240,7 @@ def test_the_worker_command_runs_a_job_enqueued_through_the_api(
 ) -> None:
     project, image = projects["open"], images("open").tag
     with production_settings(project, postgres, tmp_path, "worker") as (settings, _):
-        engine.podman("run", "--rm", *pod_options(settings), image, "migrate")
-        server = engine.podman("run", "--detach", *pod_options(settings), image).stdout.strip()
+        server = migrated_and_started(engine, image, settings)
         worker = engine.podman(
             "run", "--detach", "--no-healthcheck", *pod_options(settings), image, "worker"
         ).stdout.strip()
@@ -346,21 +344,9 @@ class Compose:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `podman-compose ARGS` in the project."""
-        result = subprocess.run(
-            ["podman-compose", *args],
-            cwd=self.project,
-            env={**self.engine.environment, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+        return self.engine.run(
+            "podman-compose", *args, cwd=self.project, env=self.env, check=check, timeout=300
         )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"podman-compose {' '.join(args)} exited {result.returncode}\n"
-                f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-            )
-        return result
 
 
 @contextmanager
@@ -406,6 +392,12 @@ def production_settings(
             yield settings, {"Authorization": f"Bearer {printed['API_KEY']}"}
         finally:
             issuer.terminate()
+
+
+def migrated_and_started(engine: Engine, image: str, settings: Mapping[str, str]) -> str:
+    """Run the image's `migrate`, then start `serve` detached; the container's id."""
+    engine.podman("run", "--rm", *pod_options(settings), image, "migrate")
+    return engine.podman("run", "--detach", *pod_options(settings), image).stdout.strip()
 
 
 def pod_options(settings: Mapping[str, str]) -> list[str]:

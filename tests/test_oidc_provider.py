@@ -177,6 +177,14 @@ def create(base: str, token: str) -> int:
     return call("POST", f"{base}/api/v1/users", {"email": email}, bearer(token))[0]
 
 
+def created_once_the_issuer_answers(base: str, token: str, seconds: float = 10.0) -> int:
+    """POST with `token` until it stops getting 503 (the keys are fetched again); the status."""
+    deadline = time.monotonic() + seconds
+    while (status := create(base, token)) == 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return status
+
+
 def bearer(token: str) -> dict[str, str]:
     """The header carrying a bearer token."""
     return {"Authorization": f"Bearer {token}"}
@@ -308,10 +316,7 @@ def test_an_unreachable_issuer_gives_503_for_keys_not_held_and_readiness_says_so
         assert ready[1]["checks"]["issuer"] == "stale (ConnectError)"
 
         issuer.start()
-        deadline = time.monotonic() + 10
-        while (status := create(base, unseen)) == 503 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert status == 201
+        assert created_once_the_issuer_answers(base, unseen) == 201
         assert call("GET", f"{base}/health/ready")[1]["checks"]["issuer"] == "ok"
     assert_never_logged(log, held, unseen)
 
@@ -333,9 +338,6 @@ def test_a_service_started_while_the_issuer_is_down_answers_503_then_serves(
         assert ready[1]["checks"]["issuer"] == "unavailable (ConnectError)"
 
         issuer.start()
-        deadline = time.monotonic() + 10
-        while (status := create(base, token)) == 503 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert status == 201
+        assert created_once_the_issuer_answers(base, token) == 201
     assert_never_logged(log, token)
     assert "Traceback" not in log.read_text()
