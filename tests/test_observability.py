@@ -232,6 +232,9 @@ def test_one_request_is_one_trace_and_prometheus_sums_every_worker(
     )
 
 
+COUNT_WAIT_SECONDS = 5.0
+
+
 def scraped_count(metrics_port: int, route: str) -> float:
     """The requests of `route` answered 200 that the metrics endpoint counts, every worker's."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -266,7 +269,14 @@ def test_serve_with_one_worker_and_dev_count_every_request(
         for _ in range(REQUESTS):
             assert call("GET", f"{base}/health/live")[0] == 200
 
-        assert scraped_count(metrics_port, "/health/live") == REQUESTS, log.read_text()
+        # A request is counted once its answer has been sent, so the client may read the last
+        # answer a moment before the count includes it: wait for it, never past it.
+        deadline = time.monotonic() + COUNT_WAIT_SECONDS
+        while (counted := scraped_count(metrics_port, "/health/live")) < REQUESTS:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert counted == REQUESTS, log.read_text()
 
 
 def test_the_shipped_prometheus_configuration_is_valid(project: Path) -> None:
